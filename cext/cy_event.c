@@ -1,0 +1,29 @@
+#include "cy_event.h"
+
+cy_status cy_event_wait(cy_event *e, int64_t deadline)
+{
+    uint32_t s = atomic_load_explicit(&e->state, CY_ACQUIRE);
+    const uint32_t gen = s & ~(CY_EV_FLAG | CY_EV_WAITERS);
+#define CY_EV_RELEASED(s) (((s)&CY_EV_FLAG) || ((s) & ~(CY_EV_FLAG | CY_EV_WAITERS)) != gen)
+    for (int i = 0; i < CY_SPIN && !CY_EV_RELEASED(s); i++) {
+        cy_cpu_relax();
+        s = atomic_load_explicit(&e->state, CY_ACQUIRE);
+    }
+    for (;;) {
+        if (CY_EV_RELEASED(s))
+            return CY_OK;
+        if (!(s & CY_EV_WAITERS)) {
+            if (!atomic_compare_exchange_weak_explicit(&e->state, &s, s | CY_EV_WAITERS, CY_ACQUIRE,
+                                                       CY_ACQUIRE))
+                continue;
+            s |= CY_EV_WAITERS;
+        }
+        cy_status r = cy_park(&e->state, s, deadline);
+        s = atomic_load_explicit(&e->state, CY_ACQUIRE);
+        if (CY_EV_RELEASED(s))
+            return CY_OK;
+        if (r != CY_OK)
+            return r;
+    }
+#undef CY_EV_RELEASED
+}

@@ -1,0 +1,48 @@
+#include "cy_once.h"
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#define CY_THREAD_LOCAL __declspec(thread)
+#else
+#define CY_THREAD_LOCAL _Thread_local
+#endif
+
+uint32_t cy_once_self(void)
+{
+    static _Atomic uint32_t next = 1;
+    static CY_THREAD_LOCAL uint32_t self;
+    if (self == 0)
+        self = atomic_fetch_add_explicit(&next, 1, CY_RELAXED);
+    return self;
+}
+
+void cy_once_finish(cy_once *o)
+{
+    atomic_store_explicit(&o->owner, 0, CY_RELAXED);
+    /* release: fn's effects (a cached result) are visible to every caller
+     * that observes DONE. */
+    if (atomic_exchange_explicit(&o->state, CY_ONCE_DONE, CY_RELEASE) == CY_ONCE_RUNNING_WAITERS)
+        cy_wake(&o->state, CY_WAKE_ALL);
+}
+
+cy_status cy_once_wait(cy_once *o, int64_t deadline)
+{
+    uint32_t s = atomic_load_explicit(&o->state, CY_ACQUIRE);
+    for (int i = 0; i < CY_SPIN && s != CY_ONCE_DONE; i++) {
+        cy_cpu_relax();
+        s = atomic_load_explicit(&o->state, CY_ACQUIRE);
+    }
+    for (;;) {
+        if (s == CY_ONCE_DONE)
+            return CY_OK;
+        if (s == CY_ONCE_RUNNING &&
+            !atomic_compare_exchange_weak_explicit(&o->state, &s, CY_ONCE_RUNNING_WAITERS,
+                                                   CY_ACQUIRE, CY_ACQUIRE))
+            continue;
+        cy_status r = cy_park(&o->state, CY_ONCE_RUNNING_WAITERS, deadline);
+        s = atomic_load_explicit(&o->state, CY_ACQUIRE);
+        if (s == CY_ONCE_DONE)
+            return CY_OK;
+        if (r != CY_OK)
+            return r;
+    }
+}

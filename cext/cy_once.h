@@ -1,0 +1,57 @@
+/* cy_once.h - Go's sync.Once: one word, and the caller runs the function.
+ *
+ * NEW -> RUNNING (one caller won the CAS and runs fn) -> DONE.  Callers that
+ * arrive while fn runs set RUNNING_WAITERS and park; the runner's finish only
+ * makes a system call when that bit says someone sleeps.  After DONE the
+ * fast path is one acquire load, which also publishes whatever fn wrote.
+ */
+#ifndef CY_ONCE_H
+#define CY_ONCE_H
+
+#include "cy_park.h"
+
+enum { CY_ONCE_NEW = 0, CY_ONCE_RUNNING = 1, CY_ONCE_RUNNING_WAITERS = 2, CY_ONCE_DONE = 3 };
+
+typedef struct {
+    _Atomic uint32_t state;
+    _Atomic uint32_t owner; /* cy_once_self() of the running caller: detects recursion */
+} cy_once;
+
+static inline void cy_once_init(cy_once *o)
+{
+    atomic_init(&o->state, CY_ONCE_NEW);
+    atomic_init(&o->owner, 0);
+}
+
+static inline int cy_once_is_done(cy_once *o)
+{
+    return atomic_load_explicit(&o->state, CY_ACQUIRE) == CY_ONCE_DONE;
+}
+
+/* 1 if the caller (thread `self`) must now run fn and then cy_once_finish(). */
+static inline int cy_once_try_begin(cy_once *o, uint32_t self)
+{
+    uint32_t expect = CY_ONCE_NEW;
+    if (atomic_compare_exchange_strong_explicit(&o->state, &expect, CY_ONCE_RUNNING, CY_ACQUIRE,
+                                                CY_RELAXED)) {
+        atomic_store_explicit(&o->owner, self, CY_RELAXED);
+        return 1;
+    }
+    return 0;
+}
+
+/* Whether thread `self` is the one running fn right now (a recursive call). */
+static inline int cy_once_running_in(cy_once *o, uint32_t self)
+{
+    return atomic_load_explicit(&o->state, CY_ACQUIRE) != CY_ONCE_DONE &&
+           atomic_load_explicit(&o->owner, CY_RELAXED) == self;
+}
+
+/* A small id for the calling thread, never 0 (ids are not reused, so a
+ * 32-bit field keeps the struct at 8 bytes). */
+uint32_t cy_once_self(void);
+
+void cy_once_finish(cy_once *o);
+cy_status cy_once_wait(cy_once *o, int64_t deadline);
+
+#endif /* CY_ONCE_H */

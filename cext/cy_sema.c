@@ -1,0 +1,31 @@
+#include "cy_sema.h"
+
+cy_status cy_sema_acquire_slow(cy_sema *s, int64_t deadline)
+{
+    for (int i = 0; i < CY_SPIN; i++) {
+        if (cy_sema_try_acquire(s))
+            return CY_OK;
+        cy_cpu_relax();
+    }
+    atomic_fetch_add_explicit(&s->nwaiters, 1, CY_SEQ_CST);
+    cy_status r;
+    for (;;) {
+        if (cy_sema_try_acquire(s)) {
+            r = CY_OK;
+            break;
+        }
+        r = cy_park(&s->value, 0, deadline);
+        if (r != CY_OK) {
+            /* A unit may have arrived with the timeout or the signal. */
+            if (cy_sema_try_acquire(s))
+                r = CY_OK;
+            break;
+        }
+    }
+    uint32_t others = atomic_fetch_sub_explicit(&s->nwaiters, 1, CY_SEQ_CST) - 1;
+    /* A release may have woken us for a unit we now leave behind: hand the
+     * wake to another sleeper so that unit is not stranded. */
+    if (r != CY_OK && others != 0 && atomic_load_explicit(&s->value, CY_SEQ_CST) != 0)
+        cy_wake(&s->value, 1);
+    return r;
+}

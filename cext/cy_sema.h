@@ -1,0 +1,58 @@
+/* cy_sema.h - counting semaphore (threading.Semaphore / BoundedSemaphore).
+ *
+ * The value is the futex word; a separate count of sleepers lets release()
+ * skip the system call when nobody sleeps.  The classic Dekker pairing makes
+ * that skip safe: a waiter increments `nwaiters` and then reads `value`; a
+ * releaser writes `value` and then reads `nwaiters`; with both sides
+ * sequentially consistent at least one of them sees the other.
+ */
+#ifndef CY_SEMA_H
+#define CY_SEMA_H
+
+#include "cy_park.h"
+
+#define CY_SEMA_MAX 0x7fffffffu
+
+typedef struct {
+    _Atomic uint32_t value;
+    _Atomic uint32_t nwaiters; /* threads inside cy_sema_acquire_slow */
+} cy_sema;
+
+static inline void cy_sema_init(cy_sema *s, uint32_t value)
+{
+    atomic_init(&s->value, value);
+    atomic_init(&s->nwaiters, 0);
+}
+
+static inline uint32_t cy_sema_value(cy_sema *s)
+{
+    return atomic_load_explicit(&s->value, CY_RELAXED);
+}
+
+static inline int cy_sema_try_acquire(cy_sema *s)
+{
+    uint32_t v = atomic_load_explicit(&s->value, CY_RELAXED);
+    while (v > 0) {
+        if (atomic_compare_exchange_weak_explicit(&s->value, &v, v - 1, CY_SEQ_CST, CY_RELAXED))
+            return 1;
+    }
+    return 0;
+}
+
+/* Adds n if the value stays <= bound; returns 0, or -1 (nothing changed). */
+static inline int cy_sema_release(cy_sema *s, uint32_t n, uint32_t bound)
+{
+    uint32_t v = atomic_load_explicit(&s->value, CY_RELAXED);
+    do {
+        if (n > bound || v > bound - n)
+            return -1;
+    } while (!atomic_compare_exchange_weak_explicit(&s->value, &v, v + n, CY_SEQ_CST, CY_RELAXED));
+    if (atomic_load_explicit(&s->nwaiters, CY_SEQ_CST) != 0)
+        cy_wake(&s->value, n > (uint32_t)CY_WAKE_ALL ? CY_WAKE_ALL : (int32_t)n);
+    return 0;
+}
+
+/* Blocks until a unit is taken (CY_OK), the deadline passes or a signal arrives. */
+cy_status cy_sema_acquire_slow(cy_sema *s, int64_t deadline);
+
+#endif /* CY_SEMA_H */

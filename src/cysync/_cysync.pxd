@@ -1,0 +1,77 @@
+# The C core (cext/), declared for the Cython layer.  The structs hold C11
+# atomics that Cython cannot spell, so they are opaque here: Cython embeds
+# them by value and passes their addresses to the C functions.
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+
+
+cdef extern from "cy_park.h" nogil:
+    ctypedef enum cy_status:
+        CY_OK
+        CY_TIMEOUT
+        CY_INTR
+    int64_t CY_NO_DEADLINE
+    int64_t cy_now_ns()
+    int64_t cy_deadline_after(int64_t timeout_ns)
+    const char *cy_park_backend()
+
+
+cdef extern from "cy_waitgroup.h" nogil:
+    ctypedef struct cy_waitgroup:
+        pass
+    int CY_WG_NEGATIVE
+    int CY_WG_OVERFLOW
+    void cy_wg_init(cy_waitgroup *wg)
+    int64_t cy_wg_count(cy_waitgroup *wg)
+    int cy_wg_add(cy_waitgroup *wg, int64_t delta)
+    cy_status cy_wg_wait(cy_waitgroup *wg, int64_t deadline)
+
+
+cdef extern from "cy_once.h" nogil:
+    ctypedef struct cy_once:
+        pass
+    void cy_once_init(cy_once *o)
+    bint cy_once_is_done(cy_once *o)
+    uint32_t cy_once_self()
+    bint cy_once_try_begin(cy_once *o, uint32_t self_id)
+    bint cy_once_running_in(cy_once *o, uint32_t self_id)
+    void cy_once_finish(cy_once *o)
+    cy_status cy_once_wait(cy_once *o, int64_t deadline)
+
+
+cdef extern from "cy_sema.h" nogil:
+    ctypedef struct cy_sema:
+        pass
+    uint32_t CY_SEMA_MAX
+    void cy_sema_init(cy_sema *s, uint32_t value)
+    uint32_t cy_sema_value(cy_sema *s)
+    bint cy_sema_try_acquire(cy_sema *s)
+    int cy_sema_release(cy_sema *s, uint32_t n, uint32_t bound)
+    cy_status cy_sema_acquire_slow(cy_sema *s, int64_t deadline)
+
+
+cdef extern from "cy_event.h" nogil:
+    ctypedef struct cy_event:
+        pass
+    void cy_event_init(cy_event *e)
+    bint cy_event_is_set(cy_event *e)
+    void cy_event_set(cy_event *e)
+    void cy_event_clear(cy_event *e)
+    void cy_event_reinit(cy_event *e)
+    cy_status cy_event_wait(cy_event *e, int64_t deadline)
+
+
+cdef extern from "cy_wsem.h" nogil:
+    ctypedef struct cy_wsem_waiter:
+        pass
+    ctypedef struct cy_wsem:
+        int64_t size
+    int64_t CY_WSEM_MAX
+    void cy_wsem_init(cy_wsem *s, int64_t size)
+    int64_t cy_wsem_held(cy_wsem *s)
+    uint32_t cy_wsem_waiters(cy_wsem *s)
+    bint cy_wsem_try_acquire(cy_wsem *s, int64_t n)
+    int cy_wsem_release(cy_wsem *s, int64_t n)
+    bint cy_wsem_enqueue(cy_wsem *s, int64_t n, cy_wsem_waiter *w)
+    cy_status cy_wsem_wait(cy_wsem_waiter *w, int64_t deadline)
+    bint cy_wsem_cancel(cy_wsem *s, cy_wsem_waiter *w)
+    void cy_wsem_reinit(cy_wsem *s)

@@ -1,0 +1,601 @@
+# cython: language_level=3, freethreading_compatible=True, binding=False
+# cython: boundscheck=False, wraparound=False, cdivision=True
+"""The C implementation of cysync's primitives: thin classes over cext/.
+
+This layer owns everything Python: argument checks and error messages,
+turning timeouts into deadlines, releasing the GIL around the calls that
+block, and running signal handlers when a wait is interrupted (the shape of
+CPython's ``acquire_timed()``: try without releasing the GIL, then release it
+and park, and on EINTR re-take it, run the handlers, and go on waiting until
+the same deadline).  The algorithms live in C and never see a Python object.
+
+Free-threaded builds: the C state is atomics.  The Python objects held here
+(once_func/once_value's function, result and exception) are written only by
+the single caller that runs the function, before ``cy_once_finish`` publishes
+DONE with a release store, and only read by callers that observed DONE with
+an acquire load, so they need no further lock.
+"""
+
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
+from cpython.float cimport PyFloat_Check
+from cpython.number cimport PyNumber_Index
+from cpython.object cimport PyCallable_Check
+from libc.math cimport ceil
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+
+import threading as _threading
+import warnings as _warnings
+
+__all__ = [
+    "BoundedSemaphore",
+    "Event",
+    "Once",
+    "Semaphore",
+    "WaitGroup",
+    "WeightedSemaphore",
+    "once_func",
+    "once_value",
+]
+
+#: Which wait-on-address backend the C core was built with.
+PARK_BACKEND = cy_park_backend().decode()
+
+# Timeouts longer than this (about 146 years) mean "wait forever".
+cdef double _FOREVER_SECONDS = 4611686018.427387904   # 2**62 ns
+
+
+# ---------------------------------------------------------------- helpers
+
+cdef int64_t _timeout_ns(object timeout) except? -2:
+    """Nanoseconds to wait: -1 for ever (None, +inf, huge), 0 to poll."""
+    cdef double t
+    if timeout is None:
+        return -1
+    if PyFloat_Check(timeout) or PyLong_Check(timeout):
+        try:
+            t = timeout
+        except OverflowError:                 # an int beyond float range
+            return -1 if timeout > 0 else 0
+    elif isinstance(timeout, (str, bytes, bytearray)) or not (
+            hasattr(type(timeout), "__float__") or hasattr(type(timeout), "__index__")):
+        raise TypeError("timeout must be a number or None")
+    else:
+        t = float(timeout)
+    if t != t:
+        raise ValueError("timeout must not be NaN")
+    if t <= 0.0:
+        return 0
+    if t >= _FOREVER_SECONDS:
+        return -1
+    return <int64_t>ceil(t * 1e9)
+
+
+cdef inline int64_t _deadline(int64_t ns) noexcept nogil:
+    return CY_NO_DEADLINE if ns < 0 else cy_deadline_after(ns)
+
+
+cdef int64_t _index(object n, int64_t lo, int64_t hi) except? -1:
+    """An integer argument (int or __index__), clamped to [lo, hi].
+
+    Callers choose lo/hi just outside their valid range, so a clamped value
+    fails their range check with the right message instead of OverflowError.
+    """
+    cdef int overflow = 0
+    cdef long long v
+    if not PyLong_Check(n):
+        n = PyNumber_Index(n)            # float, str, None: TypeError
+    v = PyLong_AsLongLongAndOverflow(n, &overflow)
+    if overflow > 0 or v > hi:
+        return hi
+    if overflow < 0 or v < lo:
+        return lo
+    return v
+
+
+cdef inline int _check_callable(object fn) except -1:
+    if not PyCallable_Check(fn):
+        raise TypeError("fn must be callable")
+    return 0
+
+
+cdef str _where(object self):
+    cls = type(self)
+    return f"<{cls.__module__}.{cls.__qualname__} at {id(self):#x}"
+
+
+# ---------------------------------------------------------------- WaitGroup
+
+cdef class WaitGroup:
+    """Go's sync.WaitGroup: wait until a counter of pending tasks is zero."""
+
+    cdef cy_waitgroup wg
+    cdef object __weakref__
+
+    def __cinit__(self):
+        cy_wg_init(&self.wg)
+
+    cdef int _add(self, int64_t delta) except -1:
+        cdef int rc = cy_wg_add(&self.wg, delta)
+        if rc == 0:
+            return 0
+        if rc == CY_WG_NEGATIVE:
+            raise ValueError("negative WaitGroup counter")
+        raise OverflowError("WaitGroup counter overflow")
+
+    def add(self, delta=1):
+        """Add ``delta`` (may be negative) to the counter."""
+        self._add(_index(delta, -(1LL << 40), 1LL << 40))
+
+    def done(self):
+        """Decrement the counter by one."""
+        self._add(-1)
+
+    def wait(self, timeout=None):
+        """Block until the counter is zero; False if ``timeout`` ran out."""
+        if cy_wg_count(&self.wg) == 0:
+            return True
+        cdef int64_t ns = _timeout_ns(timeout)
+        if ns == 0:
+            return False
+        cdef int64_t deadline = _deadline(ns)
+        cdef cy_status r
+        while True:
+            with nogil:
+                r = cy_wg_wait(&self.wg, deadline)
+            if r == CY_OK:
+                return True
+            if r == CY_TIMEOUT:
+                return False
+            PyErr_CheckSignals()
+
+    @property
+    def count(self):
+        """The counter now."""
+        return cy_wg_count(&self.wg)
+
+    def go(self, fn, /, *args, **kwargs):
+        """Run ``fn(*args, **kwargs)`` in a new thread counted by this group."""
+        _check_callable(fn)
+        self._add(1)
+        thread = _threading.Thread(target=_run_then_done, args=(self, fn, args, kwargs))
+        try:
+            thread.start()
+        except BaseException:
+            self._add(-1)
+            raise
+        return thread
+
+    def __repr__(self):
+        return f"{_where(self)}: count={cy_wg_count(&self.wg)}>"
+
+
+def _run_then_done(WaitGroup wg, fn, args, kwargs):
+    try:
+        fn(*args, **kwargs)
+    finally:
+        wg._add(-1)
+
+
+# ---------------------------------------------------------------- Once
+
+cdef extern from *:
+    """
+    /* Once.do as a METH_FASTCALL | METH_KEYWORDS method.  A Cython
+     * `def do(self, fn, /, *args, **kwargs)` builds a tuple and a dict on
+     * every call (about 12 ns, half the cost of a done Once); this reads the
+     * state first and builds them only on the slow path, which is Cython's
+     * _once_do_slow below. */
+    static Py_ssize_t cysync_once_offset;  /* where Once keeps its cy_once */
+    static PyObject *(*cysync_once_do_slow)(PyObject *, PyObject *, PyObject *, PyObject *);
+
+    static PyObject *cysync_once_do(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *kwnames)
+    {
+        Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0, i;
+        PyObject *rest, *kwargs, *r = NULL;
+        if (nargs < 1) {
+            PyErr_SetString(PyExc_TypeError, "do() missing required argument 'fn' (pos 1)");
+            return NULL;
+        }
+        if (!PyCallable_Check(args[0])) {
+            PyErr_SetString(PyExc_TypeError, "fn must be callable");
+            return NULL;
+        }
+        if (cy_once_is_done((cy_once *)((char *)self + cysync_once_offset)))
+            Py_RETURN_NONE;
+        rest = PyTuple_New(nargs - 1);
+        kwargs = PyDict_New();
+        if (rest && kwargs) {
+            for (i = 1; i < nargs; i++)
+                PyTuple_SET_ITEM(rest, i - 1, Py_NewRef(args[i]));
+            for (i = 0; i < nkw; i++)
+                if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
+                    break;
+            if (i == nkw)
+                r = cysync_once_do_slow(self, args[0], rest, kwargs);
+        }
+        Py_XDECREF(rest);
+        Py_XDECREF(kwargs);
+        return r;
+    }
+
+    static PyMethodDef cysync_once_do_def = {
+        "do", (PyCFunction)(void (*)(void))cysync_once_do, METH_FASTCALL | METH_KEYWORDS,
+        "do($self, fn, /, *args, **kwargs)\\n--\\n\\n"
+        "Call fn(*args, **kwargs) if no call of do on this Once has called it yet.\\n\\n"
+        "Concurrent callers wait until that call returns.  If fn raises, the\\n"
+        "exception goes to its caller and the Once still counts as done."};
+
+    /* Puts a method into a type made by Cython, before any instance exists. */
+    static int cysync_add_method(PyObject *type, PyMethodDef *def)
+    {
+        PyObject *descr = PyDescr_NewMethod((PyTypeObject *)type, def);
+        if (descr == NULL)
+            return -1;
+        int rc = PyDict_SetItemString(((PyTypeObject *)type)->tp_dict, def->ml_name, descr);
+        Py_DECREF(descr);
+        PyType_Modified((PyTypeObject *)type);
+        return rc;
+    }
+    """
+    Py_ssize_t cysync_once_offset
+    object (*cysync_once_do_slow)(object, object, object, object)
+    ctypedef struct PyMethodDef:
+        pass
+    PyMethodDef cysync_once_do_def
+    int cysync_add_method(object type, PyMethodDef *d) except -1
+
+
+cdef int _once_wait(cy_once *o) except -1:
+    """Wait, GIL released, until the running call has finished."""
+    cdef cy_status r
+    while True:
+        with nogil:
+            r = cy_once_wait(o, CY_NO_DEADLINE)
+        if r == CY_OK:
+            return 0
+        PyErr_CheckSignals()
+
+
+cdef class Once:
+    """Go's sync.Once: ``do(fn)`` calls ``fn`` on the first call only.
+
+    ``do`` itself is the C method ``cysync_once_do`` above, added to this
+    class at import; its slow path is ``_once_do_slow``.
+    """
+
+    cdef cy_once o
+    cdef object __weakref__
+
+    def __cinit__(self):
+        cy_once_init(&self.o)
+
+    @property
+    def done(self):
+        """Whether ``fn`` has been called and has returned (or raised)."""
+        return cy_once_is_done(&self.o)
+
+    def __repr__(self):
+        return f"{_where(self)}: {'done' if cy_once_is_done(&self.o) else 'not done'}>"
+
+
+cdef object _once_do_slow(object obj, object fn, object args, object kwargs):
+    cdef Once self = <Once>obj
+    cdef uint32_t me = cy_once_self()
+    if cy_once_try_begin(&self.o, me):
+        try:
+            fn(*args, **kwargs)
+        finally:
+            cy_once_finish(&self.o)
+    elif cy_once_running_in(&self.o, me):
+        raise RuntimeError("Once.do called recursively")
+    else:
+        _once_wait(&self.o)
+    return None
+
+
+cdef int _install_once_do() except -1:
+    global cysync_once_offset, cysync_once_do_slow
+    cdef Once probe = Once()
+    cysync_once_offset = <char *>&probe.o - <char *><void *>probe
+    cysync_once_do_slow = _once_do_slow
+    return cysync_add_method(Once, &cysync_once_do_def)
+
+
+_install_once_do()
+
+
+cdef class _Raised:
+    """What once_func/once_value keep when ``fn`` raised: the exception and
+    its original traceback, re-raised together so the traceback never grows."""
+    cdef object exc
+    cdef object tb
+
+
+cdef class _OnceCall:
+    """Shared core of once_func and once_value: run ``fn()`` once, keep the outcome."""
+
+    cdef cy_once o
+    cdef object fn        # dropped once it has run, so closures can be freed
+    cdef object outcome   # fn's result, or a _Raised
+    cdef object __weakref__
+
+    def __cinit__(self, fn):
+        _check_callable(fn)
+        cy_once_init(&self.o)
+        self.fn = fn
+
+
+cdef object _once_call(_OnceCall self, str name):
+    cdef uint32_t me
+    cdef _Raised raised
+    if not cy_once_is_done(&self.o):
+        me = cy_once_self()
+        if cy_once_try_begin(&self.o, me):
+            fn, self.fn = self.fn, None
+            try:
+                self.outcome = fn()
+            except BaseException as e:
+                raised = _Raised.__new__(_Raised)
+                raised.exc = e
+                raised.tb = e.__traceback__
+                self.outcome = raised
+            finally:
+                cy_once_finish(&self.o)
+        elif cy_once_running_in(&self.o, me):
+            raise RuntimeError(f"{name} called recursively")
+        else:
+            _once_wait(&self.o)
+    if type(self.outcome) is _Raised:
+        raised = <_Raised>self.outcome
+        raise raised.exc.with_traceback(raised.tb)
+    return self.outcome
+
+
+cdef class once_func(_OnceCall):
+    """``once_func(fn)()`` calls ``fn`` once and returns None; a raised exception is re-raised on every call."""
+
+    def __call__(self):
+        _once_call(self, "once_func")
+        return None
+
+
+cdef class once_value(_OnceCall):
+    """``once_value(fn)()`` returns ``fn()``, computed once; a raised exception is re-raised on every call."""
+
+    def __call__(self):
+        return _once_call(self, "once_value")
+
+
+# ---------------------------------------------------------------- Semaphore
+
+cdef class Semaphore:
+    """threading.Semaphore with a C core: acquire/release are one atomic operation."""
+
+    cdef cy_sema s
+    cdef uint32_t bound       # the value may never exceed this
+    cdef bint bounded
+    cdef object __weakref__
+
+    def __init__(self, value=1):
+        cdef int64_t v = _index(value, -1, <int64_t>CY_SEMA_MAX + 1)
+        if v < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        if v > CY_SEMA_MAX:
+            raise OverflowError("Semaphore value too large")
+        cy_sema_init(&self.s, <uint32_t>v)
+        self.bound = CY_SEMA_MAX
+
+    cdef int _acquire_slow(self, object timeout) except -1:
+        """1 when a unit was taken, 0 when the timeout ran out."""
+        cdef int64_t ns = _timeout_ns(timeout)
+        if ns == 0:
+            return 0
+        cdef int64_t deadline = _deadline(ns)
+        cdef cy_status r
+        while True:
+            with nogil:
+                r = cy_sema_acquire_slow(&self.s, deadline)
+            if r == CY_OK:
+                return 1
+            if r == CY_TIMEOUT:
+                return 0
+            PyErr_CheckSignals()
+
+    def acquire(self, blocking=True, timeout=None):
+        """Take one unit; block (at most ``timeout`` seconds) while there is none."""
+        if not blocking:
+            if timeout is not None:
+                raise ValueError("can't specify timeout for non-blocking acquire")
+            return cy_sema_try_acquire(&self.s)
+        if cy_sema_try_acquire(&self.s):
+            return True
+        return self._acquire_slow(timeout) == 1
+
+    def __enter__(self):
+        if cy_sema_try_acquire(&self.s):
+            return True
+        return self._acquire_slow(None) == 1
+
+    def release(self, n=1):
+        """Return ``n`` units, waking up to ``n`` waiters."""
+        cdef int64_t k = 1 if n is 1 else _index(n, 0, <int64_t>CY_SEMA_MAX + 1)
+        if k < 1:
+            raise ValueError("n must be one or more")
+        if k > CY_SEMA_MAX or cy_sema_release(&self.s, <uint32_t>k, self.bound) != 0:
+            if self.bounded:
+                raise ValueError("Semaphore released too many times")
+            raise OverflowError("Semaphore value too large")
+
+    def __exit__(self, t, v, tb):
+        if cy_sema_release(&self.s, 1, self.bound) != 0:
+            self.release(1)   # raises the right error
+
+    def _at_fork_reinit(self):
+        """After fork(): the threads that slept here are gone."""
+        cdef uint32_t v = cy_sema_value(&self.s)
+        cy_sema_init(&self.s, v)
+
+    @property
+    def _value(self):
+        """The current value (read-only), as threading.Semaphore._value."""
+        return cy_sema_value(&self.s)
+
+    def __repr__(self):
+        return f"{_where(self)}: value={cy_sema_value(&self.s)}>"
+
+
+cdef class BoundedSemaphore(Semaphore):
+    """threading.BoundedSemaphore: releasing past the initial value is an error."""
+
+    def __init__(self, value=1):
+        Semaphore.__init__(self, value)
+        self.bound = cy_sema_value(&self.s)
+        self.bounded = True
+
+    @property
+    def _initial_value(self):
+        return self.bound
+
+    def __repr__(self):
+        return f"{_where(self)}: value={cy_sema_value(&self.s)}/{self.bound}>"
+
+
+# ---------------------------------------------------------------- WeightedSemaphore
+
+cdef class WeightedSemaphore:
+    """golang.org/x/sync/semaphore.Weighted: ``size`` units, FIFO waiters."""
+
+    cdef cy_wsem s
+    cdef object __weakref__
+
+    def __init__(self, size):
+        cdef int64_t v = _index(size, -1, CY_WSEM_MAX)
+        if v < 0:
+            raise ValueError("semaphore size must be >= 0")
+        if v == CY_WSEM_MAX and size != CY_WSEM_MAX:
+            raise OverflowError("semaphore size too large")
+        cy_wsem_init(&self.s, v)
+
+    cdef int64_t _units(self, object n) except? -1:
+        cdef int64_t k = 1 if n is 1 else _index(n, -1, CY_WSEM_MAX)
+        if k < 0:
+            raise ValueError("n must be >= 0")
+        return k
+
+    def acquire(self, n=1, timeout=None):
+        """Take ``n`` units, waiting in line (at most ``timeout`` seconds)."""
+        cdef int64_t k = self._units(n)
+        if k > self.s.size:
+            raise ValueError("n exceeds semaphore size")
+        if cy_wsem_try_acquire(&self.s, k):
+            return True
+        cdef int64_t ns = _timeout_ns(timeout)
+        if ns == 0:
+            return False
+        cdef cy_wsem_waiter w        # our place in the queue, for the whole wait
+        if cy_wsem_enqueue(&self.s, k, &w):
+            return True
+        cdef int64_t deadline = _deadline(ns)
+        cdef cy_status r
+        while True:
+            with nogil:
+                r = cy_wsem_wait(&w, deadline)
+            if r == CY_OK:
+                return True
+            if r == CY_TIMEOUT:
+                # Served at the last instant: keep the units (as Go does).
+                return cy_wsem_cancel(&self.s, &w)
+            try:
+                PyErr_CheckSignals()
+            except BaseException:
+                if cy_wsem_cancel(&self.s, &w):
+                    cy_wsem_release(&self.s, k)   # granted meanwhile: give them back
+                raise
+
+    def try_acquire(self, n=1):
+        """Take ``n`` units only if they are free and nobody is waiting."""
+        cdef int64_t k = self._units(n)
+        return k <= self.s.size and cy_wsem_try_acquire(&self.s, k)
+
+    def release(self, n=1):
+        """Return ``n`` units; waiters are served in order while they fit."""
+        if cy_wsem_release(&self.s, self._units(n)) != 0:
+            raise ValueError("semaphore: released more than held")
+
+    def __enter__(self):
+        return self.acquire(1)
+
+    def __exit__(self, t, v, tb):
+        self.release(1)
+
+    @property
+    def size(self):
+        return self.s.size
+
+    @property
+    def held(self):
+        """Units currently held."""
+        return cy_wsem_held(&self.s)
+
+    def _at_fork_reinit(self):
+        cy_wsem_reinit(&self.s)
+
+    def __repr__(self):
+        return (f"{_where(self)}: held={cy_wsem_held(&self.s)}/{self.s.size},"
+                f" waiters={cy_wsem_waiters(&self.s)}>")
+
+
+# ---------------------------------------------------------------- Event
+
+cdef class Event:
+    """threading.Event with a C core: set/clear/is_set are one atomic operation."""
+
+    cdef cy_event e
+    cdef object __weakref__
+
+    def __cinit__(self):
+        cy_event_init(&self.e)
+
+    def is_set(self):
+        """Return True if and only if the flag is set."""
+        return cy_event_is_set(&self.e)
+
+    def isSet(self):
+        """Deprecated alias of is_set()."""
+        _warnings.warn("isSet() is deprecated, use is_set() instead",
+                       DeprecationWarning, stacklevel=2)
+        return cy_event_is_set(&self.e)
+
+    def set(self):
+        """Set the flag and wake every waiter."""
+        cy_event_set(&self.e)
+
+    def clear(self):
+        """Reset the flag."""
+        cy_event_clear(&self.e)
+
+    def wait(self, timeout=None):
+        """Block until the flag is set; False if ``timeout`` ran out first."""
+        if cy_event_is_set(&self.e):
+            return True
+        cdef int64_t ns = _timeout_ns(timeout)
+        if ns == 0:
+            return False
+        cdef int64_t deadline = _deadline(ns)
+        cdef cy_status r
+        while True:
+            with nogil:
+                r = cy_event_wait(&self.e, deadline)
+            if r == CY_OK:
+                return True
+            if r == CY_TIMEOUT:
+                return False
+            PyErr_CheckSignals()
+
+    def _at_fork_reinit(self):
+        cy_event_reinit(&self.e)
+
+    def __repr__(self):
+        return f"{_where(self)}: {'set' if cy_event_is_set(&self.e) else 'unset'}>"
