@@ -47,11 +47,15 @@ cdef double _FOREVER_SECONDS = 4611686018.427387904   # 2**62 ns
 
 # ---------------------------------------------------------------- helpers
 
-cdef int64_t _timeout_ns(object timeout) except? -2:
+cdef inline int64_t _timeout_ns(object timeout) except? -2:
     """Nanoseconds to wait: -1 for ever (None, +inf, huge), 0 to poll."""
-    cdef double t
     if timeout is None:
         return -1
+    return _seconds_to_ns(timeout)
+
+
+cdef int64_t _seconds_to_ns(object timeout) except? -2:
+    cdef double t
     if PyFloat_Check(timeout) or PyLong_Check(timeout):
         try:
             t = timeout
@@ -106,6 +110,15 @@ cdef str _where(object self):
 
 # ---------------------------------------------------------------- WaitGroup
 
+cdef inline int _wg_add(cy_waitgroup *wg, int64_t delta) except -1:
+    cdef int rc = cy_wg_add(wg, delta)
+    if rc == 0:
+        return 0
+    if rc == CY_WG_NEGATIVE:
+        raise ValueError("negative WaitGroup counter")
+    raise OverflowError("WaitGroup counter overflow")
+
+
 cdef class WaitGroup:
     """Go's sync.WaitGroup: wait until a counter of pending tasks is zero."""
 
@@ -115,27 +128,19 @@ cdef class WaitGroup:
     def __cinit__(self):
         cy_wg_init(&self.wg)
 
-    cdef int _add(self, int64_t delta) except -1:
-        cdef int rc = cy_wg_add(&self.wg, delta)
-        if rc == 0:
-            return 0
-        if rc == CY_WG_NEGATIVE:
-            raise ValueError("negative WaitGroup counter")
-        raise OverflowError("WaitGroup counter overflow")
-
     def add(self, delta=1):
         """Add ``delta`` (may be negative) to the counter."""
-        self._add(_index(delta, -(1LL << 40), 1LL << 40))
+        _wg_add(&self.wg, _index(delta, -(1LL << 40), 1LL << 40))
 
     def done(self):
         """Decrement the counter by one."""
-        self._add(-1)
+        _wg_add(&self.wg, -1)
 
     def wait(self, timeout=None):
         """Block until the counter is zero; False if ``timeout`` ran out."""
+        cdef int64_t ns = _timeout_ns(timeout)
         if cy_wg_count(&self.wg) == 0:
             return True
-        cdef int64_t ns = _timeout_ns(timeout)
         if ns == 0:
             return False
         cdef int64_t deadline = _deadline(ns)
@@ -157,12 +162,12 @@ cdef class WaitGroup:
     def go(self, fn, /, *args, **kwargs):
         """Run ``fn(*args, **kwargs)`` in a new thread counted by this group."""
         _check_callable(fn)
-        self._add(1)
+        _wg_add(&self.wg, 1)
         thread = _threading.Thread(target=_run_then_done, args=(self, fn, args, kwargs))
         try:
             thread.start()
         except BaseException:
-            self._add(-1)
+            _wg_add(&self.wg, -1)
             raise
         return thread
 
@@ -174,7 +179,7 @@ def _run_then_done(WaitGroup wg, fn, args, kwargs):
     try:
         fn(*args, **kwargs)
     finally:
-        wg._add(-1)
+        _wg_add(&wg.wg, -1)
 
 
 # ---------------------------------------------------------------- Once
@@ -227,24 +232,44 @@ cdef extern from *:
         "Concurrent callers wait until that call returns.  If fn raises, the\\n"
         "exception goes to its caller and the Once still counts as done."};
 
-    /* Puts a method into a type made by Cython, before any instance exists. */
-    static int cysync_add_method(PyObject *type, PyMethodDef *def)
+    /* Sets an attribute of a type made by Cython (static types refuse
+     * setattr), at import, before any instance exists. */
+    static int cysync_type_set(PyObject *type, const char *name, PyObject *value)
     {
-        PyObject *descr = PyDescr_NewMethod((PyTypeObject *)type, def);
-        if (descr == NULL)
-            return -1;
-        int rc = PyDict_SetItemString(((PyTypeObject *)type)->tp_dict, def->ml_name, descr);
-        Py_DECREF(descr);
+        int rc = PyDict_SetItemString(((PyTypeObject *)type)->tp_dict, name, value);
         PyType_Modified((PyTypeObject *)type);
         return rc;
+    }
+
+    /* Presents a Cython type as cysync.<Name>: a static type's __module__
+     * comes from its tp_name.  The type lives as long as the process, and so
+     * does the name. */
+    static int cysync_type_rename(PyObject *type)
+    {
+        PyTypeObject *t = (PyTypeObject *)type;
+        const char *dot = strrchr(t->tp_name, '.'), *base = dot ? dot + 1 : t->tp_name;
+        size_t n = strlen(base) + sizeof "cysync.";
+        char *name = (char *)PyMem_RawMalloc(n);
+        if (name == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        snprintf(name, n, "cysync.%s", base);
+        t->tp_name = name;
+        PyType_Modified(t);
+        return 0;
+    }
+
+    static PyObject *cysync_once_do_descr(PyObject *type)
+    {
+        return PyDescr_NewMethod((PyTypeObject *)type, &cysync_once_do_def);
     }
     """
     Py_ssize_t cysync_once_offset
     object (*cysync_once_do_slow)(object, object, object, object)
-    ctypedef struct PyMethodDef:
-        pass
-    PyMethodDef cysync_once_do_def
-    int cysync_add_method(object type, PyMethodDef *d) except -1
+    int cysync_type_set(object type, const char *name, object value) except -1
+    object cysync_once_do_descr(object type)
+    int cysync_type_rename(object type) except -1
 
 
 cdef int _once_wait(cy_once *o) except -1:
@@ -300,7 +325,7 @@ cdef int _install_once_do() except -1:
     cdef Once probe = Once()
     cysync_once_offset = <char *>&probe.o - <char *><void *>probe
     cysync_once_do_slow = _once_do_slow
-    return cysync_add_method(Once, &cysync_once_do_def)
+    return cysync_type_set(Once, "do", cysync_once_do_descr(Once))
 
 
 _install_once_do()
@@ -370,6 +395,22 @@ cdef class once_value(_OnceCall):
 
 # ---------------------------------------------------------------- Semaphore
 
+cdef bint _sema_acquire_slow(cy_sema *s, int64_t ns) except -1:
+    """True when a unit was taken, False when the timeout ran out."""
+    if ns == 0:
+        return False
+    cdef int64_t deadline = _deadline(ns)
+    cdef cy_status r
+    while True:
+        with nogil:
+            r = cy_sema_acquire_slow(s, deadline)
+        if r == CY_OK:
+            return True
+        if r == CY_TIMEOUT:
+            return False
+        PyErr_CheckSignals()
+
+
 cdef class Semaphore:
     """threading.Semaphore with a C core: acquire/release are one atomic operation."""
 
@@ -387,36 +428,21 @@ cdef class Semaphore:
         cy_sema_init(&self.s, <uint32_t>v)
         self.bound = CY_SEMA_MAX
 
-    cdef int _acquire_slow(self, object timeout) except -1:
-        """1 when a unit was taken, 0 when the timeout ran out."""
-        cdef int64_t ns = _timeout_ns(timeout)
-        if ns == 0:
-            return 0
-        cdef int64_t deadline = _deadline(ns)
-        cdef cy_status r
-        while True:
-            with nogil:
-                r = cy_sema_acquire_slow(&self.s, deadline)
-            if r == CY_OK:
-                return 1
-            if r == CY_TIMEOUT:
-                return 0
-            PyErr_CheckSignals()
-
     def acquire(self, blocking=True, timeout=None):
         """Take one unit; block (at most ``timeout`` seconds) while there is none."""
         if not blocking:
             if timeout is not None:
                 raise ValueError("can't specify timeout for non-blocking acquire")
             return cy_sema_try_acquire(&self.s)
+        cdef int64_t ns = _timeout_ns(timeout)
         if cy_sema_try_acquire(&self.s):
             return True
-        return self._acquire_slow(timeout) == 1
+        return _sema_acquire_slow(&self.s, ns)
 
     def __enter__(self):
         if cy_sema_try_acquire(&self.s):
             return True
-        return self._acquire_slow(None) == 1
+        return _sema_acquire_slow(&self.s, -1)
 
     def release(self, n=1):
         """Return ``n`` units, waking up to ``n`` waiters."""
@@ -464,6 +490,13 @@ cdef class BoundedSemaphore(Semaphore):
 
 # ---------------------------------------------------------------- WeightedSemaphore
 
+cdef inline int64_t _units(object n) except? -1:
+    cdef int64_t k = 1 if n is 1 else _index(n, -1, CY_WSEM_MAX)
+    if k < 0:
+        raise ValueError("n must be >= 0")
+    return k
+
+
 cdef class WeightedSemaphore:
     """golang.org/x/sync/semaphore.Weighted: ``size`` units, FIFO waiters."""
 
@@ -478,20 +511,14 @@ cdef class WeightedSemaphore:
             raise OverflowError("semaphore size too large")
         cy_wsem_init(&self.s, v)
 
-    cdef int64_t _units(self, object n) except? -1:
-        cdef int64_t k = 1 if n is 1 else _index(n, -1, CY_WSEM_MAX)
-        if k < 0:
-            raise ValueError("n must be >= 0")
-        return k
-
     def acquire(self, n=1, timeout=None):
         """Take ``n`` units, waiting in line (at most ``timeout`` seconds)."""
-        cdef int64_t k = self._units(n)
+        cdef int64_t k = _units(n)
+        cdef int64_t ns = _timeout_ns(timeout)
         if k > self.s.size:
             raise ValueError("n exceeds semaphore size")
         if cy_wsem_try_acquire(&self.s, k):
             return True
-        cdef int64_t ns = _timeout_ns(timeout)
         if ns == 0:
             return False
         cdef cy_wsem_waiter w        # our place in the queue, for the whole wait
@@ -516,12 +543,12 @@ cdef class WeightedSemaphore:
 
     def try_acquire(self, n=1):
         """Take ``n`` units only if they are free and nobody is waiting."""
-        cdef int64_t k = self._units(n)
+        cdef int64_t k = _units(n)
         return k <= self.s.size and cy_wsem_try_acquire(&self.s, k)
 
     def release(self, n=1):
         """Return ``n`` units; waiters are served in order while they fit."""
-        if cy_wsem_release(&self.s, self._units(n)) != 0:
+        if cy_wsem_release(&self.s, _units(n)) != 0:
             raise ValueError("semaphore: released more than held")
 
     def __enter__(self):
@@ -578,9 +605,9 @@ cdef class Event:
 
     def wait(self, timeout=None):
         """Block until the flag is set; False if ``timeout`` ran out first."""
+        cdef int64_t ns = _timeout_ns(timeout)
         if cy_event_is_set(&self.e):
             return True
-        cdef int64_t ns = _timeout_ns(timeout)
         if ns == 0:
             return False
         cdef int64_t deadline = _deadline(ns)
@@ -599,3 +626,11 @@ cdef class Event:
 
     def __repr__(self):
         return f"{_where(self)}: {'set' if cy_event_is_set(&self.e) else 'unset'}>"
+
+
+# The public classes present themselves as cysync's (reprs read
+# "<cysync.Semaphore at ...>", as lock_tests' regexes expect), like the pure twins.
+for _cls in (WaitGroup, Once, once_func, once_value, Semaphore, BoundedSemaphore,
+             WeightedSemaphore, Event):
+    cysync_type_rename(_cls)
+del _cls
