@@ -75,3 +75,19 @@ cdef extern from "cy_wsem.h" nogil:
     cy_status cy_wsem_wait(cy_wsem_waiter *w, int64_t deadline)
     bint cy_wsem_cancel(cy_wsem *s, cy_wsem_waiter *w)
     void cy_wsem_reinit(cy_wsem *s)
+
+
+cdef extern from "cy_barrier.h" nogil:
+    ctypedef struct cy_barrier:
+        uint32_t parties
+    int CY_BARRIER_LAST
+    int CY_BARRIER_BROKEN_ERR
+    void cy_barrier_init(cy_barrier *b, uint32_t parties)
+    int cy_barrier_arrive(cy_barrier *b, uint32_t *index)
+    int cy_barrier_await(cy_barrier *b, int64_t deadline)
+    int cy_barrier_action_done(cy_barrier *b, bint ok)
+    void cy_barrier_leave(cy_barrier *b)
+    void cy_barrier_reset(cy_barrier *b)
+    void cy_barrier_abort(cy_barrier *b)
+    uint32_t cy_barrier_n_waiting(cy_barrier *b)
+    bint cy_barrier_broken(cy_barrier *b)

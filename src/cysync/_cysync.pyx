@@ -16,6 +16,7 @@ DONE with a release store, and only read by callers that observed DONE with
 an acquire load, so they need no further lock.
 """
 
+cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
 from cpython.float cimport PyFloat_Check
@@ -28,7 +29,9 @@ import threading as _threading
 import warnings as _warnings
 
 __all__ = [
+    "Barrier",
     "BoundedSemaphore",
+    "BrokenBarrierError",
     "Event",
     "Once",
     "Semaphore",
@@ -580,6 +583,7 @@ cdef class Event:
     """threading.Event with a C core: set/clear/is_set are one atomic operation."""
 
     cdef cy_event e
+    cdef object _compat_cond
     cdef object __weakref__
 
     def __cinit__(self):
@@ -621,16 +625,124 @@ cdef class Event:
                 return False
             PyErr_CheckSignals()
 
+    @property
+    def _cond(self):
+        """A Condition for code that reaches into threading.Event's private
+        ``_cond`` (lock_tests does); made on first use, never used by cysync."""
+        fresh = _threading.Condition(_threading.Lock())
+        with cython.critical_section(self):      # first caller's Condition wins
+            if self._compat_cond is None:
+                self._compat_cond = fresh
+            return self._compat_cond
+
     def _at_fork_reinit(self):
+        """After fork(): forget the threads that slept here (they are gone)."""
         cy_event_reinit(&self.e)
+        if self._compat_cond is not None:
+            self._compat_cond._at_fork_reinit()
 
     def __repr__(self):
         return f"{_where(self)}: {'set' if cy_event_is_set(&self.e) else 'unset'}>"
 
 
+# ---------------------------------------------------------------- Barrier
+
+BrokenBarrierError = _threading.BrokenBarrierError
+
+
+cdef class Barrier:
+    """threading.Barrier with a C core: ``parties`` threads meet, then all go on."""
+
+    cdef cy_barrier b
+    cdef object _action
+    cdef object _timeout
+    cdef object __weakref__
+
+    def __init__(self, parties, action=None, timeout=None):
+        cdef int64_t p = _index(parties, 0, 1LL << 32)
+        if p < 1:
+            raise ValueError("parties must be > 0")
+        if p > 0xffffffff:
+            raise OverflowError("parties too large")
+        _timeout_ns(timeout)                # validate now, not at the first wait
+        cy_barrier_init(&self.b, <uint32_t>p)
+        self._action = action
+        self._timeout = timeout
+
+    def wait(self, timeout=None):
+        """Wait until all parties have called wait(); return this thread's
+        arrival index (0 .. parties-1).  Raises BrokenBarrierError if the
+        barrier is broken, reset or aborted, or the timeout runs out (which
+        breaks it for everyone)."""
+        if timeout is None:
+            timeout = self._timeout
+        cdef int64_t ns = _timeout_ns(timeout)
+        cdef uint32_t index = 0
+        cdef int r
+        cdef bint ok = False
+        while True:
+            with nogil:
+                r = cy_barrier_arrive(&self.b, &index)
+            if r != CY_INTR:
+                break
+            PyErr_CheckSignals()
+        if r == CY_BARRIER_BROKEN_ERR:
+            raise BrokenBarrierError
+        if r == CY_BARRIER_LAST:
+            # The last to arrive runs the action; if it raises, the barrier
+            # breaks and the exception goes to this caller.
+            try:
+                if self._action is not None:
+                    self._action()
+                ok = True
+            finally:
+                r = cy_barrier_action_done(&self.b, ok)
+            if r != CY_OK:
+                raise BrokenBarrierError
+            return index
+        cdef int64_t deadline = _deadline(ns)
+        while True:
+            with nogil:
+                r = cy_barrier_await(&self.b, deadline)
+            if r == CY_OK:
+                return index
+            if r == CY_BARRIER_BROKEN_ERR:
+                raise BrokenBarrierError
+            try:
+                PyErr_CheckSignals()
+            except BaseException:
+                cy_barrier_leave(&self.b)
+                raise
+
+    def reset(self):
+        """Return to the empty state; threads waiting now get BrokenBarrierError."""
+        cy_barrier_reset(&self.b)
+
+    def abort(self):
+        """Break the barrier: current and future wait() calls raise BrokenBarrierError."""
+        cy_barrier_abort(&self.b)
+
+    @property
+    def parties(self):
+        return self.b.parties
+
+    @property
+    def n_waiting(self):
+        return cy_barrier_n_waiting(&self.b)
+
+    @property
+    def broken(self):
+        return cy_barrier_broken(&self.b)
+
+    def __repr__(self):
+        if cy_barrier_broken(&self.b):
+            return f"{_where(self)}: broken>"
+        return f"{_where(self)}: waiters={cy_barrier_n_waiting(&self.b)}/{self.b.parties}>"
+
+
 # The public classes present themselves as cysync's (reprs read
 # "<cysync.Semaphore at ...>", as lock_tests' regexes expect), like the pure twins.
 for _cls in (WaitGroup, Once, once_func, once_value, Semaphore, BoundedSemaphore,
-             WeightedSemaphore, Event):
+             WeightedSemaphore, Event, Barrier):
     cysync_type_rename(_cls)
 del _cls
