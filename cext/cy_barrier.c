@@ -61,6 +61,13 @@ int cy_barrier_await(cy_barrier *b, int64_t deadline)
         if (atomic_load_explicit(&b->state, CY_RELAXED) != CY_BARRIER_FILLING)
             break;
         if (r == CY_TIMEOUT) {
+            if (b->count == b->parties) {
+                /* Everyone is in and the last thread runs the action: its
+                 * outcome decides, as in threading, where the timed-out
+                 * waiter must first get the lock the action runs under. */
+                deadline = CY_NO_DEADLINE;
+                continue;
+            }
             set_state_locked(b, CY_BARRIER_BROKEN); /* threading's _break() */
             break;
         }

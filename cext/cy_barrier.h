@@ -7,6 +7,10 @@
  * sleeping; sleepers park on `epoch`, which moves on every change they may
  * be waiting for.  The action is Python, so the C core only tells the last
  * arriving thread to run it (CY_BARRIER_LAST) and hears back how it went.
+ * The action runs without the mutex: abort() or reset() meanwhile take effect
+ * at once and the last thread then gets BrokenBarrierError (threading would
+ * make them wait for the action); a waiter whose timeout runs out while the
+ * action runs waits for its outcome (as in threading).
  */
 #ifndef CY_BARRIER_H
 #define CY_BARRIER_H

@@ -15,7 +15,9 @@ from ._version import __version__
 
 __all__ = [
     "IMPLEMENTATION",
+    "Barrier",
     "BoundedSemaphore",
+    "BrokenBarrierError",
     "Event",
     "Once",
     "Semaphore",
@@ -31,7 +33,9 @@ _NAMES = [n for n in __all__ if n not in ("IMPLEMENTATION", "__version__")]
 if TYPE_CHECKING:
     # Type checkers read the pure module: it is the specification.
     from .pure import (
+        Barrier,
         BoundedSemaphore,
+        BrokenBarrierError,
         Event,
         Once,
         Semaphore,

@@ -33,7 +33,9 @@ from types import TracebackType
 from typing import Any, Generic, ParamSpec, TypeVar
 
 __all__ = [
+    "Barrier",
     "BoundedSemaphore",
+    "BrokenBarrierError",
     "Event",
     "Once",
     "Semaphore",
@@ -674,11 +676,139 @@ class Event:
             return True
 
 
+# --- Barrier ------------------------------------------------------------------
+
+BrokenBarrierError = threading.BrokenBarrierError
+
+# The four states of threading.Barrier (and of the C core's cy_barrier).
+_FILLING, _DRAINING, _RESETTING, _BROKEN = 0, 1, -1, -2
+
+
+class Barrier:
+    """threading.Barrier: `parties` threads meet in wait(), then all go on.
+
+    The last thread to arrive runs `action` (if given) before the others are
+    released; if it raises, the barrier breaks and the exception goes to that
+    thread. A wait() that times out breaks the barrier for everyone. Threads
+    that arrive while the previous round is still leaving wait for it.
+    """
+
+    def __init__(
+        self, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
+    ) -> None:
+        parties = operator.index(parties)
+        if parties < 1:
+            raise ValueError("parties must be > 0")
+        if parties > 0xFFFFFFFF:
+            raise OverflowError("parties too large")
+        _check_timeout(timeout)
+        self._cond = threading.Condition(threading.Lock())
+        self._action = action
+        self._timeout = timeout
+        self._parties = parties
+        self._state = _FILLING
+        self._count = 0  # threads inside wait()
+
+    def __repr__(self) -> str:
+        if self.broken:
+            return _repr(self, "broken")
+        return _repr(self, f"waiters={self.n_waiting}/{self.parties}")
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for all parties; return this thread's arrival index (0 .. parties-1)."""
+        deadline = _deadline(self._timeout if timeout is None else timeout)
+        with self._cond:
+            # Wait (without a timeout, as threading does) for the previous
+            # round to drain or a reset to finish.
+            while self._state in (_DRAINING, _RESETTING):
+                self._cond.wait()
+            if self._state == _BROKEN:
+                raise BrokenBarrierError
+            index = self._count
+            self._count += 1
+            try:
+                if self._count == self._parties:
+                    self._run_action()
+                else:
+                    self._wait_for_release(deadline)
+                return index
+            finally:
+                self._leave()
+
+    def _run_action(self) -> None:
+        # The action runs without the lock (as in the C core): an abort() or
+        # reset() meanwhile takes effect at once, and this thread then gets
+        # BrokenBarrierError instead of its index.
+        if self._action is not None:
+            self._cond.release()
+            try:
+                self._action()
+            except BaseException:
+                self._cond.acquire()
+                self._set_state(_BROKEN)
+                raise
+            self._cond.acquire()
+        if self._state != _FILLING:
+            raise BrokenBarrierError
+        self._set_state(_DRAINING)
+
+    def _wait_for_release(self, deadline: float | None) -> None:
+        while self._state == _FILLING:
+            if not _wait(self._cond, deadline) and self._state == _FILLING:
+                if self._count == self._parties:
+                    deadline = None  # the action is running: its outcome decides
+                    continue
+                self._set_state(_BROKEN)  # a timeout breaks the barrier
+        if self._state < 0:
+            raise BrokenBarrierError
+
+    def _leave(self) -> None:
+        self._count -= 1
+        if self._count == 0 and self._state in (_DRAINING, _RESETTING):
+            self._set_state(_FILLING)  # the round is over: let the next one in
+
+    def _set_state(self, state: int) -> None:
+        self._state = state
+        self._cond.notify_all()
+
+    def reset(self) -> None:
+        """Return to the empty state; threads waiting now get BrokenBarrierError."""
+        with self._cond:
+            if self._count == 0:
+                self._set_state(_FILLING)
+            elif self._state in (_FILLING, _BROKEN):
+                self._set_state(_RESETTING)  # the last waiter out re-opens it
+            else:
+                self._cond.notify_all()
+
+    def abort(self) -> None:
+        """Break the barrier: current and future wait() calls raise BrokenBarrierError."""
+        with self._cond:
+            self._set_state(_BROKEN)
+
+    @property
+    def parties(self) -> int:
+        """The number of threads that must call wait()."""
+        return self._parties
+
+    @property
+    def n_waiting(self) -> int:
+        """The number of threads waiting in the current round."""
+        return self._count if self._state == _FILLING else 0
+
+    @property
+    def broken(self) -> bool:
+        """True if the barrier is broken."""
+        return self._state == _BROKEN
+
+
 # The public home of these classes is the package ``cysync``, whichever
 # implementation it exports. repr() shows it in threading's form,
 # "<cysync.Semaphore at 0x...: value=1>", which is also what CPython's
 # lock_tests expect (they match r"<\w+\.Semaphore at ...", a one-word module).
 # Subclasses keep their own module, as with threading.
-for _cls in (WaitGroup, Once, once_func, once_value, Semaphore, BoundedSemaphore, WeightedSemaphore, Event):
+for _cls in (
+    WaitGroup, Once, once_func, once_value, Semaphore, BoundedSemaphore, WeightedSemaphore, Event, Barrier
+):
     _cls.__module__ = "cysync"
 del _cls
