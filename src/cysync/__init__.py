@@ -26,9 +26,11 @@ __all__ = [
     "__version__",
     "once_func",
     "once_value",
+    "patch",
+    "unpatch",
 ]
 
-_NAMES = [n for n in __all__ if n not in ("IMPLEMENTATION", "__version__")]
+_NAMES = [n for n in __all__ if n not in ("IMPLEMENTATION", "__version__", "patch", "unpatch")]
 
 if TYPE_CHECKING:
     # Type checkers read the pure module: it is the specification.
@@ -64,3 +66,36 @@ else:
     _impl, IMPLEMENTATION = _load()
     globals().update({name: getattr(_impl, name) for name in _NAMES})
     del _load, _impl
+
+
+# --- patch() / unpatch() ------------------------------------------------------
+
+import threading as _threading
+
+_PATCHED_NAMES = ("Semaphore", "BoundedSemaphore", "Event", "Barrier")
+_patch_lock = _threading.Lock()
+_originals: dict[str, object] = {}
+
+
+def patch() -> None:
+    """Put cysync's Semaphore, BoundedSemaphore, Event and Barrier into the
+    standard ``threading`` module, so code that calls ``threading.Event()``
+    (``concurrent.futures``, ``queue`` users, ``threading.Thread`` itself)
+    gets cysync's from now on.  Objects made before stay what they are.
+    Idempotent and safe to call from any thread; ``unpatch()`` undoes it."""
+    with _patch_lock:
+        if _originals:
+            return
+        mine = globals()
+        for name in _PATCHED_NAMES:
+            _originals[name] = getattr(_threading, name)
+            setattr(_threading, name, mine[name])
+
+
+def unpatch() -> None:
+    """Restore the standard ``threading`` classes that ``patch()`` replaced.
+    Idempotent and safe to call from any thread."""
+    with _patch_lock:
+        for name, original in _originals.items():
+            setattr(_threading, name, original)
+        _originals.clear()
