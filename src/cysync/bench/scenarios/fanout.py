@@ -1,0 +1,138 @@
+"""fanout: N threads doing M tasks each, then fan-in; tasks per second.
+
+Two shapes, each for every thread count (default 1 .. 2x cores):
+
+- ``spawn + join``: start N threads of M tasks each and wait for all of them:
+  ``wg.go(worker)`` N times then ``wg.wait()`` (c, py: Go 1.25's
+  WaitGroup.Go), or ``Thread(target=worker).start()`` then ``join()`` (stdlib).
+- ``executor + wait``: submit N*M tasks to a ``ThreadPoolExecutor`` of N
+  workers and wait until all are done: each task calls ``wg.done()`` and the
+  submitter ``wg.wait()`` (c, py), or ``concurrent.futures.wait(futures)``
+  (stdlib). The executor is started and warm before the clock starts.
+
+A task is a little CPU-bound Python loop (``runner.spin``), so on a
+free-threaded interpreter the figures show how throughput scales with threads.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from typing import Any
+
+from ..runner import (
+    DEFAULT_TIMEOUT, BenchError, Impl, Result, Settings, check, join_all, make_result, spin,
+)
+
+NAME = "fanout"
+TITLE = "fan-out / fan-in of N threads x M tasks"
+UNIT = "tasks/s"
+
+#: Loop length of one task (about 6 us on CPython 3.11): long enough that a
+#: thread's M tasks outweigh starting it, so that parallel threads can show.
+TASK_WORK = 200
+
+SHAPES = ("spawn + join", "executor + wait")
+
+
+def applicable(impl: Impl) -> bool:
+    return impl.name == "stdlib" or (impl.has("WaitGroup") and impl.name in ("c", "py"))
+
+
+def _worker(tasks: int) -> None:
+    for _ in range(tasks):
+        spin(TASK_WORK)
+
+
+def _task() -> None:
+    spin(TASK_WORK)
+
+
+def _task_then(done: Any) -> None:
+    spin(TASK_WORK)
+    done()
+
+
+def spawn_join(impl: Impl, threads: int, tasks: int, timeout: float) -> float:
+    """One round of ``spawn + join``: seconds."""
+    t0 = time.perf_counter()
+    if impl.name == "stdlib":
+        started = [threading.Thread(target=_worker, args=(tasks,), daemon=True)
+                   for _ in range(threads)]
+        for t in started:
+            t.start()
+        join_all(started, timeout, "fanout worker")
+    else:
+        wg = impl.WaitGroup()
+        for _ in range(threads):
+            wg.go(_worker, tasks)
+        check(wg.wait(timeout), "fanout: WaitGroup.wait()", timeout)
+    return time.perf_counter() - t0
+
+
+def executor_wait(impl: Impl, executor: concurrent.futures.Executor, threads: int, tasks: int,
+                  timeout: float) -> float:
+    """One round of ``executor + wait`` on a started executor: seconds."""
+    total = threads * tasks
+    submit = executor.submit
+    t0 = time.perf_counter()
+    if impl.name == "stdlib":
+        futures = [submit(_task) for _ in range(total)]
+        _, pending = concurrent.futures.wait(futures, timeout)
+        check(not pending, "fanout: concurrent.futures.wait()", timeout)
+        elapsed = time.perf_counter() - t0
+        for f in futures:
+            f.result(0)  # a task that raised is an error of the benchmark
+        return elapsed
+    wg = impl.WaitGroup()
+    wg.add(total)
+    done = wg.done
+    for _ in range(total):
+        submit(_task_then, done)
+    check(wg.wait(timeout), "fanout: WaitGroup.wait()", timeout)
+    return time.perf_counter() - t0
+
+
+def started_executor(threads: int, timeout: float = DEFAULT_TIMEOUT) -> concurrent.futures.ThreadPoolExecutor:
+    """A ThreadPoolExecutor with all its ``threads`` workers running."""
+    ex = concurrent.futures.ThreadPoolExecutor(max_workers=threads)
+    barrier = threading.Barrier(threads + 1)
+    # Each worker thread is started by a submit that finds no idle worker;
+    # holding every task at a barrier makes the executor start all of them.
+    for _ in range(threads):
+        ex.submit(barrier.wait, timeout)
+    try:
+        barrier.wait(timeout)
+    except threading.BrokenBarrierError:
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise BenchError(f"the executor did not start {threads} workers within {timeout:g} s") from None
+    return ex
+
+
+def run(s: Settings) -> list[Result]:
+    impls = [i for i in s.impls if applicable(i)]
+    counts = s.thread_counts()
+    s.begin(NAME, len(counts) * len(SHAPES) * len(impls) * s.repeat)
+    results = []
+    for threads in counts:
+        ex = started_executor(threads, s.timeout)
+        try:
+            samples: dict[tuple[str, str], list[float]] = {}
+            for impl in impls:  # warm-up
+                spawn_join(impl, threads, max(1, s.tasks // 10), s.timeout)
+                executor_wait(impl, ex, threads, max(1, s.tasks // 10), s.timeout)
+            for _ in range(s.repeat):
+                for shape in SHAPES:
+                    for impl in impls:
+                        if shape == SHAPES[0]:
+                            sec = spawn_join(impl, threads, s.tasks, s.timeout)
+                        else:
+                            sec = executor_wait(impl, ex, threads, s.tasks, s.timeout)
+                        samples.setdefault((shape, impl.name), []).append(threads * s.tasks / sec)
+                        s.step(f"{shape} [{impl.name}] x{threads}")
+        finally:
+            ex.shutdown(wait=True)
+        for (shape, impl_name), xs in samples.items():
+            results.append(make_result(NAME, shape, impl_name, UNIT, xs, threads, tasks=s.tasks))
+    return results

@@ -1,0 +1,182 @@
+"""ops: what one fast-path operation of each primitive costs, in ns.
+
+Each operation is a statement timed in a compiled loop (see
+``runner.LoopTimer``) with the empty loop's cost subtracted. The floors are
+measured in the same run and the same way:
+
+- ``empty loop``: the loop's own cost per statement slot (what is subtracted);
+- ``F: Lock().locked()``: an empty C method call, the unit of the targets;
+- ``Lock acquire+release`` and ``with Lock: pass``: ``threading.Lock``, the
+  cheapest synchronization the standard library has.
+
+``OPS`` is also what ``alloc`` and the pytest-benchmark suite measure:
+``make_timer(op, impl)`` and ``make_callable(op, impl)`` build the loop or a
+single call for any implementation that has the classes the operation needs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..runner import (
+    FLOOR, UNROLL, Impl, LoopTimer, Result, Settings, compile_call, gc_paused, make_result, np,
+)
+
+NAME = "ops"
+TITLE = "fast-path cost per operation"
+UNIT = "ns/op"
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation: ``stmt`` run with the objects ``setup(impl)`` returns."""
+
+    name: str
+    needs: tuple[str, ...]                   # classes the implementation must have
+    setup: Callable[[Impl], dict[str, Any]]  # objects, already in their fast-path state
+    stmt: str
+
+
+def _wg(m: Impl) -> dict[str, Any]:
+    return {"wg": m.WaitGroup()}
+
+
+def _once(m: Impl) -> dict[str, Any]:
+    once = m.Once()
+    once.do(_nothing)  # the fast path is every call after the first
+    return {"once": once, "f": _nothing}
+
+
+def _once_func(m: Impl) -> dict[str, Any]:
+    fn = m.once_func(_nothing)
+    fn()
+    return {"fn": fn}
+
+
+def _once_value(m: Impl) -> dict[str, Any]:
+    fn = m.once_value(_nothing)
+    fn()
+    return {"fn": fn}
+
+
+def _sem(m: Impl) -> dict[str, Any]:
+    return {"sem": m.Semaphore(1)}
+
+
+def _bsem(m: Impl) -> dict[str, Any]:
+    return {"sem": m.BoundedSemaphore(1)}
+
+
+def _wsem(m: Impl) -> dict[str, Any]:
+    return {"w": m.WeightedSemaphore(1)}
+
+
+def _event_clear(m: Impl) -> dict[str, Any]:
+    return {"ev": m.Event()}
+
+
+def _event_set(m: Impl) -> dict[str, Any]:
+    ev = m.Event()
+    ev.set()
+    return {"ev": ev}
+
+
+def _barrier1(m: Impl) -> dict[str, Any]:
+    return {"b": m.Barrier(1)}
+
+
+def _lock(m: Impl) -> dict[str, Any]:
+    return {"lk": threading.Lock()}
+
+
+EMPTY = "empty loop"
+F_NAME = "F: Lock().locked()"
+LOCK_PAIR = "Lock acquire+release"
+WITH_LOCK = "with Lock: pass"
+
+FLOORS = [
+    Op(EMPTY, (), lambda m: {}, "pass"),
+    Op(F_NAME, (), _lock, "lk.locked()"),
+    Op(LOCK_PAIR, (), _lock, "lk.acquire(); lk.release()"),
+    Op(WITH_LOCK, (), _lock, "with lk:\n    pass"),
+]
+
+OPS = [
+    Op("WaitGroup add(1)+done()", ("WaitGroup",), _wg, "wg.add(1); wg.done()"),
+    Op("WaitGroup wait() at zero", ("WaitGroup",), _wg, "wg.wait()"),
+    Op("Once.do(f) when done", ("Once",), _once, "once.do(f)"),
+    Op("once_func() when done", ("once_func",), _once_func, "fn()"),
+    Op("once_value() when done", ("once_value",), _once_value, "fn()"),
+    Op("Semaphore acquire+release", ("Semaphore",), _sem, "sem.acquire(); sem.release()"),
+    Op("with Semaphore: pass", ("Semaphore",), _sem, "with sem:\n    pass"),
+    Op("BoundedSemaphore acquire+release", ("BoundedSemaphore",), _bsem,
+       "sem.acquire(); sem.release()"),
+    Op("WeightedSemaphore acquire(1)+release(1)", ("WeightedSemaphore",), _wsem,
+       "w.acquire(1); w.release(1)"),
+    Op("WeightedSemaphore try_acquire(1)+release(1)", ("WeightedSemaphore",), _wsem,
+       "w.try_acquire(1); w.release(1)"),
+    Op("with WeightedSemaphore: pass", ("WeightedSemaphore",), _wsem, "with w:\n    pass"),
+    Op("Event is_set()", ("Event",), _event_clear, "ev.is_set()"),
+    Op("Event set()+clear()", ("Event",), _event_clear, "ev.set(); ev.clear()"),
+    Op("Event wait() when set", ("Event",), _event_set, "ev.wait()"),
+    Op("Barrier(1).wait()", ("Barrier",), _barrier1, "b.wait()"),
+]
+
+# Only WaitGroup and Once have a peer in pygolang; its waits take no timeout,
+# which is harmless here: the counter is zero.
+_BY_NAME = {op.name: op for op in FLOORS + OPS}
+
+
+def op_named(name: str) -> Op:
+    return _BY_NAME[name]
+
+
+def applicable(op: Op, impl: Impl) -> bool:
+    return impl is FLOOR if op in FLOORS else (impl is not FLOOR and impl.has(*op.needs))
+
+
+def make_timer(op: Op, impl: Impl) -> LoopTimer:
+    """The compiled loop of ``op`` for ``impl``: ``timer(n)`` -> ns for n * UNROLL ops."""
+    return LoopTimer(op.stmt, op.setup(impl))
+
+
+def make_callable(op: Op, impl: Impl) -> Callable[[], None]:
+    """One call of ``op`` for ``impl`` (for tracemalloc and pytest-benchmark)."""
+    return compile_call(op.stmt, op.setup(impl))
+
+
+def run(s: Settings) -> list[Result]:
+    cases = [(op, FLOOR) for op in FLOORS]
+    cases += [(op, impl) for op in OPS for impl in s.impls if applicable(op, impl)]
+    s.begin(NAME, len(cases) * (s.repeat + 1))
+    timers = []
+    for op, impl in cases:  # calibration doubles as warm-up
+        timer = make_timer(op, impl)
+        with gc_paused():
+            timer.calibrate(s.min_time)
+        timers.append(timer)
+        s.step(f"calibrating {op.name} [{impl.name}]")
+    totals: list[list[int]] = [[] for _ in cases]
+    for _ in range(s.repeat):  # interleaved: every case once per repeat
+        for i, timer in enumerate(timers):
+            with gc_paused():
+                totals[i].append(timer(timer.n))
+            s.step(f"{cases[i][0].name} [{cases[i][1].name}]")
+    # The loop's own cost per iteration (the empty loop is cases[0]).
+    empty = timers[0]
+    loop_ns = float(np.median([t / empty.n for t in totals[0]]))
+    results = []
+    for (op, impl), timer, ts in zip(cases, timers, totals):
+        if op.name == EMPTY:
+            samples = [t / (timer.n * UNROLL) for t in ts]
+        else:
+            samples = [(t - loop_ns * timer.n) / (timer.n * UNROLL) for t in ts]
+        results.append(make_result(NAME, op.name, impl.name, UNIT, samples, loops=timer.n * UNROLL))
+    return results
