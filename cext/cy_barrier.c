@@ -17,7 +17,7 @@ static void leave_locked(cy_barrier *b)
 }
 
 /* Sleep until `epoch` moves past e (mu released meanwhile, held on return). */
-static cy_status sleep_locked(cy_barrier *b, uint32_t e, int64_t deadline)
+static cy_status sleep_locked(cy_barrier *b, uint32_t e, int64_t deadline, cy_cancel *c)
 {
     cy_mutex_unlock(&b->mu);
     cy_status r = CY_OK;
@@ -25,20 +25,24 @@ static cy_status sleep_locked(cy_barrier *b, uint32_t e, int64_t deadline)
     for (i = 0; i < CY_SPIN && atomic_load_explicit(&b->epoch, CY_ACQUIRE) == e; i++)
         cy_cpu_relax();
     if (i == CY_SPIN)
-        r = cy_park(&b->epoch, e, deadline);
+        r = cy_park_cancel(&b->epoch, e, deadline, c);
     cy_mutex_lock(&b->mu);
     return r;
 }
 
-int cy_barrier_arrive(cy_barrier *b, uint32_t *index)
+int cy_barrier_arrive(cy_barrier *b, uint32_t *index, int block)
 {
     cy_mutex_lock(&b->mu);
     for (;;) {
         int32_t s = atomic_load_explicit(&b->state, CY_RELAXED);
         if (s != CY_BARRIER_DRAINING && s != CY_BARRIER_RESETTING)
             break;
+        if (!block) {
+            cy_mutex_unlock(&b->mu);
+            return CY_TIMEOUT;
+        }
         /* threading waits here without a timeout, and so do we. */
-        if (sleep_locked(b, atomic_load_explicit(&b->epoch, CY_RELAXED), CY_NO_DEADLINE) == CY_INTR) {
+        if (sleep_locked(b, atomic_load_explicit(&b->epoch, CY_RELAXED), CY_NO_DEADLINE, NULL) == CY_INTR) {
             cy_mutex_unlock(&b->mu);
             return CY_INTR;
         }
@@ -53,11 +57,11 @@ int cy_barrier_arrive(cy_barrier *b, uint32_t *index)
     return last ? CY_BARRIER_LAST : CY_OK;
 }
 
-int cy_barrier_await(cy_barrier *b, int64_t deadline)
+int cy_barrier_await_ctx(cy_barrier *b, int64_t deadline, cy_cancel *c)
 {
     cy_mutex_lock(&b->mu);
     while (atomic_load_explicit(&b->state, CY_RELAXED) == CY_BARRIER_FILLING) {
-        cy_status r = sleep_locked(b, atomic_load_explicit(&b->epoch, CY_RELAXED), deadline);
+        cy_status r = sleep_locked(b, atomic_load_explicit(&b->epoch, CY_RELAXED), deadline, c);
         if (atomic_load_explicit(&b->state, CY_RELAXED) != CY_BARRIER_FILLING)
             break;
         if (r == CY_TIMEOUT) {
@@ -70,6 +74,12 @@ int cy_barrier_await(cy_barrier *b, int64_t deadline)
             }
             set_state_locked(b, CY_BARRIER_BROKEN); /* threading's _break() */
             break;
+        }
+        if (r == CY_CANCELLED) {
+            set_state_locked(b, CY_BARRIER_BROKEN); /* as a timeout would */
+            leave_locked(b);
+            cy_mutex_unlock(&b->mu);
+            return CY_CANCELLED;
         }
         if (r == CY_INTR) {
             cy_mutex_unlock(&b->mu);

@@ -15,7 +15,7 @@
 #ifndef CY_BARRIER_H
 #define CY_BARRIER_H
 
-#include "cy_mutex.h"
+#include "cy_cancel.h"
 
 enum { CY_BARRIER_FILLING = 0, CY_BARRIER_DRAINING = 1, CY_BARRIER_RESETTING = -1, CY_BARRIER_BROKEN = -2 };
 
@@ -42,14 +42,23 @@ static inline void cy_barrier_init(cy_barrier *b, uint32_t parties)
 /* Enter (waiting while the barrier drains or resets) and take an arrival
  * index: CY_OK, or CY_BARRIER_LAST (the caller runs the action and then
  * calls cy_barrier_action_done), CY_BARRIER_BROKEN_ERR, or CY_INTR (not
- * entered; call again after running signal handlers). */
-int cy_barrier_arrive(cy_barrier *b, uint32_t *index);
+ * entered; call again after running signal handlers).  With block == 0 it
+ * returns CY_TIMEOUT instead of waiting (so callers can try first without
+ * releasing the GIL). */
+int cy_barrier_arrive(cy_barrier *b, uint32_t *index, int block);
 
 /* After CY_OK from arrive: wait for the others.  CY_OK when released,
  * CY_BARRIER_BROKEN_ERR when broken, reset or timed out (a timeout breaks
  * the barrier, as in threading), CY_INTR (still inside: call again, or
- * cy_barrier_leave if the signal handler raised). */
-int cy_barrier_await(cy_barrier *b, int64_t deadline);
+ * cy_barrier_leave if the signal handler raised), CY_CANCELLED when `c`
+ * (may be NULL) fired: the barrier is broken as by a timeout, and the
+ * caller has left. */
+int cy_barrier_await_ctx(cy_barrier *b, int64_t deadline, cy_cancel *c);
+
+static inline int cy_barrier_await(cy_barrier *b, int64_t deadline)
+{
+    return cy_barrier_await_ctx(b, deadline, NULL);
+}
 
 /* The last thread reports its action: ok != 0 releases everyone (CY_OK, or
  * CY_BARRIER_BROKEN_ERR if the barrier was aborted meanwhile); ok == 0

@@ -1,6 +1,6 @@
 #include "cy_event.h"
 
-cy_status cy_event_wait(cy_event *e, int64_t deadline)
+cy_status cy_event_wait_ctx(cy_event *e, int64_t deadline, cy_cancel *c)
 {
     uint32_t s = atomic_load_explicit(&e->state, CY_ACQUIRE);
     const uint32_t gen = s & ~(CY_EV_FLAG | CY_EV_WAITERS);
@@ -18,7 +18,7 @@ cy_status cy_event_wait(cy_event *e, int64_t deadline)
                 continue;
             s |= CY_EV_WAITERS;
         }
-        cy_status r = cy_park(&e->state, s, deadline);
+        cy_status r = cy_park_cancel(&e->state, s, deadline, c);
         s = atomic_load_explicit(&e->state, CY_ACQUIRE);
         if (CY_EV_RELEASED(s))
             return CY_OK;

@@ -9,7 +9,7 @@
 #ifndef CY_EVENT_H
 #define CY_EVENT_H
 
-#include "cy_park.h"
+#include "cy_cancel.h"
 
 #define CY_EV_FLAG 1u
 #define CY_EV_WAITERS 2u
@@ -50,6 +50,11 @@ static inline void cy_event_reinit(cy_event *e)
     atomic_fetch_and_explicit(&e->state, ~CY_EV_WAITERS, CY_RELAXED);
 }
 
-cy_status cy_event_wait(cy_event *e, int64_t deadline);
+cy_status cy_event_wait_ctx(cy_event *e, int64_t deadline, cy_cancel *c);
+
+static inline cy_status cy_event_wait(cy_event *e, int64_t deadline)
+{
+    return cy_event_wait_ctx(e, deadline, NULL);
+}
 
 #endif /* CY_EVENT_H */

@@ -27,7 +27,7 @@ static inline void cy_mutex_lock(cy_mutex *m)
 static inline void cy_mutex_unlock(cy_mutex *m)
 {
     if (atomic_exchange_explicit(&m->v, 0, CY_RELEASE) == 2)
-        cy_wake(&m->v, 1);
+        cy_wake_os(&m->v, 1); /* nobody cancellable parks on a mutex */
 }
 
 #endif /* CY_MUTEX_H */

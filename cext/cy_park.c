@@ -129,7 +129,7 @@ cy_status cy_park(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
     return CY_OK;
 }
 
-void cy_wake(_Atomic uint32_t *addr, int32_t n)
+void cy_wake_os(_Atomic uint32_t *addr, int32_t n)
 {
     (void)n;
     struct bucket *b = bucket_of(addr);
@@ -169,7 +169,7 @@ cy_status cy_park(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
     }
 }
 
-void cy_wake(_Atomic uint32_t *addr, int32_t n)
+void cy_wake_os(_Atomic uint32_t *addr, int32_t n)
 {
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
 }
@@ -201,7 +201,7 @@ cy_status cy_park(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
     return CY_OK;
 }
 
-void cy_wake(_Atomic uint32_t *addr, int32_t n)
+void cy_wake_os(_Atomic uint32_t *addr, int32_t n)
 {
     uint32_t op = CY_UL_COMPARE_AND_WAIT | CY_ULF_NO_ERRNO;
     if (n != 1)
@@ -228,7 +228,7 @@ cy_status cy_park(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
     return CY_OK;
 }
 
-void cy_wake(_Atomic uint32_t *addr, int32_t n)
+void cy_wake_os(_Atomic uint32_t *addr, int32_t n)
 {
     if (n == 1)
         WakeByAddressSingle((PVOID)addr);
@@ -238,3 +238,20 @@ void cy_wake(_Atomic uint32_t *addr, int32_t n)
 
 const char *cy_park_backend(void) { return "waitonaddress"; }
 #endif
+
+/* ------------------------------------------------------------ cancellable */
+
+/* Defined in cy_cancel.c: how many cancellable waiters are parked, and the
+ * wake of those parked on an address. */
+extern _Atomic uint32_t cy_xwaiters;
+void cy_xwake(_Atomic uint32_t *addr);
+
+void cy_wake(_Atomic uint32_t *addr, int32_t n)
+{
+    cy_wake_os(addr, n);
+    /* Pairs with the fence in cy_park_cancel: either this load sees the
+     * waiter registered, or that waiter sees the word the caller changed. */
+    atomic_thread_fence(CY_SEQ_CST);
+    if (atomic_load_explicit(&cy_xwaiters, CY_RELAXED) != 0)
+        cy_xwake(addr);
+}

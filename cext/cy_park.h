@@ -26,7 +26,8 @@
 typedef enum {
     CY_OK = 0,       /* woken, or the word no longer held `expected` */
     CY_TIMEOUT = 1,  /* the deadline passed */
-    CY_INTR = 2      /* interrupted: let the caller run signal handlers */
+    CY_INTR = 2,     /* interrupted: let the caller run signal handlers */
+    CY_CANCELLED = 3 /* the wait's cancellation token fired (cy_cancel.h) */
 } cy_status;
 
 /* Deadlines are absolute, in nanoseconds of cy_now_ns(); this one never comes. */
@@ -47,8 +48,12 @@ int64_t cy_deadline_after(int64_t timeout_ns);
 /* Sleep while *addr == expected, until woken or `deadline` (CY_NO_DEADLINE: none). */
 cy_status cy_park(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline);
 
-/* Wake up to `n` threads parked on addr (CY_WAKE_ALL: all of them). */
+/* Wake up to `n` threads parked on addr (CY_WAKE_ALL: all of them), and
+ * every cancellable waiter parked on it (cy_park_cancel). */
 void cy_wake(_Atomic uint32_t *addr, int32_t n);
+
+/* The OS wake alone, for words no cancellable waiter ever parks on. */
+void cy_wake_os(_Atomic uint32_t *addr, int32_t n);
 
 /* Which backend this build uses: "futex", "ulock", "waitonaddress" or "fallback". */
 const char *cy_park_backend(void);

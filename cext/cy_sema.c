@@ -1,6 +1,6 @@
 #include "cy_sema.h"
 
-cy_status cy_sema_acquire_slow(cy_sema *s, int64_t deadline)
+cy_status cy_sema_acquire_ctx(cy_sema *s, int64_t deadline, cy_cancel *c)
 {
     for (int i = 0; i < CY_SPIN; i++) {
         if (cy_sema_try_acquire(s))
@@ -14,10 +14,11 @@ cy_status cy_sema_acquire_slow(cy_sema *s, int64_t deadline)
             r = CY_OK;
             break;
         }
-        r = cy_park(&s->value, 0, deadline);
+        r = cy_park_cancel(&s->value, 0, deadline, c);
         if (r != CY_OK) {
-            /* A unit may have arrived with the timeout or the signal. */
-            if (cy_sema_try_acquire(s))
+            /* A unit may have arrived with the timeout or the signal; a
+             * cancelled wait takes none (the context's end wins). */
+            if (r != CY_CANCELLED && cy_sema_try_acquire(s))
                 r = CY_OK;
             break;
         }

@@ -9,7 +9,7 @@
 #ifndef CY_SEMA_H
 #define CY_SEMA_H
 
-#include "cy_park.h"
+#include "cy_cancel.h"
 
 #define CY_SEMA_MAX 0x7fffffffu
 
@@ -52,7 +52,13 @@ static inline int cy_sema_release(cy_sema *s, uint32_t n, uint32_t bound)
     return 0;
 }
 
-/* Blocks until a unit is taken (CY_OK), the deadline passes or a signal arrives. */
-cy_status cy_sema_acquire_slow(cy_sema *s, int64_t deadline);
+/* Blocks until a unit is taken (CY_OK), the deadline passes, a signal
+ * arrives or `c` (may be NULL) fires; only CY_OK takes a unit. */
+cy_status cy_sema_acquire_ctx(cy_sema *s, int64_t deadline, cy_cancel *c);
+
+static inline cy_status cy_sema_acquire_slow(cy_sema *s, int64_t deadline)
+{
+    return cy_sema_acquire_ctx(s, deadline, NULL);
+}
 
 #endif /* CY_SEMA_H */

@@ -7,7 +7,7 @@ void cy_wg_release_waiters(cy_waitgroup *wg)
     cy_wake(&wg->gen, CY_WAKE_ALL);
 }
 
-cy_status cy_wg_wait(cy_waitgroup *wg, int64_t deadline)
+cy_status cy_wg_wait_ctx(cy_waitgroup *wg, int64_t deadline, cy_cancel *c)
 {
     /* Read the generation before the counter: if the counter reaches zero
      * after this point with our waiter bit set, the generation moves and the
@@ -28,7 +28,7 @@ cy_status cy_wg_wait(cy_waitgroup *wg, int64_t deadline)
             break;
     }
     for (;;) {
-        cy_status r = cy_park(&wg->gen, g, deadline);
+        cy_status r = cy_park_cancel(&wg->gen, g, deadline, c);
         if (atomic_load_explicit(&wg->gen, CY_ACQUIRE) != g)
             return CY_OK;
         if (r != CY_OK)

@@ -11,7 +11,7 @@
 #ifndef CY_WAITGROUP_H
 #define CY_WAITGROUP_H
 
-#include "cy_park.h"
+#include "cy_cancel.h"
 
 #define CY_WG_WAITERS 1u
 #define CY_WG_MAX 0x7fffffffLL
@@ -57,7 +57,13 @@ static inline int cy_wg_add(cy_waitgroup *wg, int64_t delta)
     }
 }
 
-/* Blocks until the counter is zero (or was, since the call began). */
-cy_status cy_wg_wait(cy_waitgroup *wg, int64_t deadline);
+/* Blocks until the counter is zero (or was, since the call began), the
+ * deadline passes, a signal arrives or `c` (may be NULL) fires. */
+cy_status cy_wg_wait_ctx(cy_waitgroup *wg, int64_t deadline, cy_cancel *c);
+
+static inline cy_status cy_wg_wait(cy_waitgroup *wg, int64_t deadline)
+{
+    return cy_wg_wait_ctx(wg, deadline, NULL);
+}
 
 #endif /* CY_WAITGROUP_H */

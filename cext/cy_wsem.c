@@ -93,7 +93,7 @@ int cy_wsem_enqueue(cy_wsem *s, int64_t n, cy_wsem_waiter *w)
     return 0;
 }
 
-cy_status cy_wsem_wait(cy_wsem_waiter *w, int64_t deadline)
+cy_status cy_wsem_wait_ctx(cy_wsem_waiter *w, int64_t deadline, cy_cancel *c)
 {
     for (int i = 0; i < CY_SPIN; i++) {
         if (atomic_load_explicit(&w->ready, CY_ACQUIRE))
@@ -101,8 +101,8 @@ cy_status cy_wsem_wait(cy_wsem_waiter *w, int64_t deadline)
         cy_cpu_relax();
     }
     for (;;) {
-        cy_status r = cy_park(&w->ready, 0, deadline);
-        if (atomic_load_explicit(&w->ready, CY_ACQUIRE))
+        cy_status r = cy_park_cancel(&w->ready, 0, deadline, c);
+        if (r != CY_CANCELLED && atomic_load_explicit(&w->ready, CY_ACQUIRE))
             return CY_OK;
         if (r != CY_OK)
             return r;

@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "cy_mutex.h"
+#include "cy_cancel.h"
 
 #define CY_WSEM_QUEUED 1u
 #define CY_WSEM_MAX INT64_MAX
@@ -81,10 +81,16 @@ static inline int cy_wsem_release(cy_wsem *s, int64_t n)
 /* Takes n units now (returns 1) or puts w in the queue (returns 0); n <= size. */
 int cy_wsem_enqueue(cy_wsem *s, int64_t n, cy_wsem_waiter *w);
 
-/* Sleeps until w is served (CY_OK), the deadline passes or a signal arrives. */
-cy_status cy_wsem_wait(cy_wsem_waiter *w, int64_t deadline);
+/* Sleeps until w is served (CY_OK), the deadline passes, a signal arrives
+ * or `c` (may be NULL) fires. */
+cy_status cy_wsem_wait_ctx(cy_wsem_waiter *w, int64_t deadline, cy_cancel *c);
 
-/* After CY_TIMEOUT/CY_INTR: takes w out of the queue and returns 0, or
+static inline cy_status cy_wsem_wait(cy_wsem_waiter *w, int64_t deadline)
+{
+    return cy_wsem_wait_ctx(w, deadline, NULL);
+}
+
+/* After CY_TIMEOUT/CY_INTR/CY_CANCELLED: takes w out of the queue and returns 0, or
  * returns 1 if it was served meanwhile (the caller holds the units). */
 int cy_wsem_cancel(cy_wsem *s, cy_wsem_waiter *w);
 

@@ -9,10 +9,19 @@ cdef extern from "cy_park.h" nogil:
         CY_OK
         CY_TIMEOUT
         CY_INTR
+        CY_CANCELLED
     int64_t CY_NO_DEADLINE
     int64_t cy_now_ns()
     int64_t cy_deadline_after(int64_t timeout_ns)
     const char *cy_park_backend()
+
+
+cdef extern from "cy_cancel.h" nogil:
+    ctypedef struct cy_cancel:
+        pass
+    void cy_cancel_init(cy_cancel *c)
+    bint cy_cancel_fired(cy_cancel *c)
+    void cy_cancel_fire(cy_cancel *c)
 
 
 cdef extern from "cy_waitgroup.h" nogil:
@@ -24,6 +33,7 @@ cdef extern from "cy_waitgroup.h" nogil:
     int64_t cy_wg_count(cy_waitgroup *wg)
     int cy_wg_add(cy_waitgroup *wg, int64_t delta)
     cy_status cy_wg_wait(cy_waitgroup *wg, int64_t deadline)
+    cy_status cy_wg_wait_ctx(cy_waitgroup *wg, int64_t deadline, cy_cancel *c)
 
 
 cdef extern from "cy_once.h" nogil:
@@ -47,6 +57,7 @@ cdef extern from "cy_sema.h" nogil:
     bint cy_sema_try_acquire(cy_sema *s)
     int cy_sema_release(cy_sema *s, uint32_t n, uint32_t bound)
     cy_status cy_sema_acquire_slow(cy_sema *s, int64_t deadline)
+    cy_status cy_sema_acquire_ctx(cy_sema *s, int64_t deadline, cy_cancel *c)
 
 
 cdef extern from "cy_event.h" nogil:
@@ -58,6 +69,7 @@ cdef extern from "cy_event.h" nogil:
     void cy_event_clear(cy_event *e)
     void cy_event_reinit(cy_event *e)
     cy_status cy_event_wait(cy_event *e, int64_t deadline)
+    cy_status cy_event_wait_ctx(cy_event *e, int64_t deadline, cy_cancel *c)
 
 
 cdef extern from "cy_wsem.h" nogil:
@@ -73,6 +85,7 @@ cdef extern from "cy_wsem.h" nogil:
     int cy_wsem_release(cy_wsem *s, int64_t n)
     bint cy_wsem_enqueue(cy_wsem *s, int64_t n, cy_wsem_waiter *w)
     cy_status cy_wsem_wait(cy_wsem_waiter *w, int64_t deadline)
+    cy_status cy_wsem_wait_ctx(cy_wsem_waiter *w, int64_t deadline, cy_cancel *c)
     bint cy_wsem_cancel(cy_wsem *s, cy_wsem_waiter *w)
     void cy_wsem_reinit(cy_wsem *s)
 
@@ -83,8 +96,9 @@ cdef extern from "cy_barrier.h" nogil:
     int CY_BARRIER_LAST
     int CY_BARRIER_BROKEN_ERR
     void cy_barrier_init(cy_barrier *b, uint32_t parties)
-    int cy_barrier_arrive(cy_barrier *b, uint32_t *index)
+    int cy_barrier_arrive(cy_barrier *b, uint32_t *index, bint block)
     int cy_barrier_await(cy_barrier *b, int64_t deadline)
+    int cy_barrier_await_ctx(cy_barrier *b, int64_t deadline, cy_cancel *c)
     int cy_barrier_action_done(cy_barrier *b, bint ok)
     void cy_barrier_leave(cy_barrier *b)
     void cy_barrier_reset(cy_barrier *b)

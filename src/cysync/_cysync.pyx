@@ -18,6 +18,7 @@ an acquire load, so they need no further lock.
 
 cimport cython
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
 from cpython.float cimport PyFloat_Check
 from cpython.number cimport PyNumber_Index
@@ -25,8 +26,11 @@ from cpython.object cimport PyCallable_Check
 from libc.math cimport ceil
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
+import functools as _functools
+import inspect as _inspect
 import threading as _threading
 import warnings as _warnings
+from time import monotonic as _monotonic
 
 __all__ = [
     "Barrier",
@@ -111,6 +115,91 @@ cdef str _where(object self):
     return f"<{cls.__module__}.{cls.__qualname__} at {id(self):#x}"
 
 
+# ---------------------------------------------------------------- contexts
+
+cdef class CancelToken:
+    """The C half of a context's cancellation: waits parked with it end when
+    it fires.  Made and fired by cysync._context; not for direct use."""
+
+    cdef cy_cancel c
+
+    def __cinit__(self):
+        cy_cancel_init(&self.c)
+
+    def fire(self):
+        cy_cancel_fire(&self.c)
+
+    @property
+    def fired(self):
+        return cy_cancel_fired(&self.c)
+
+
+cdef object _Context = None       # cysync._context.Context, imported on first use
+
+
+cdef class _CtxWait:
+    """One blocking call with ``ctx=``: the context's token, and the earlier
+    of the call's own deadline and the context's."""
+
+    cdef object ctx
+    cdef CancelToken token        # keeps the token alive while C waits on it
+    cdef cy_cancel *c
+    cdef int64_t deadline
+    cdef bint by_ctx              # the deadline is the context's
+
+    cdef int _fail(self) except -1:
+        err = self.ctx.err()
+        if err is None:             # cannot happen: err is set before the token fires
+            raise RuntimeError("context ended without an error")
+        raise err.with_traceback(None)
+
+    cdef int _set_deadline(self, int64_t own) except -1:
+        cdef double left
+        self.deadline = own
+        self.by_ctx = False
+        d = self.ctx.deadline()
+        if d is not None:
+            left = d - _monotonic()
+            ctx_deadline = cy_deadline_after(<int64_t>ceil(left * 1e9) + 1000) if left > 0 else cy_now_ns()
+            if ctx_deadline <= own:
+                self.deadline = ctx_deadline
+                self.by_ctx = True
+        return 0
+
+    cdef int retry(self, cy_status r) except -1:
+        """After a wait ended with r: 1 to wait again, 0 when the call's own
+        timeout ran out; raises the context's error when the context ended."""
+        if r == CY_CANCELLED:
+            return self._fail()
+        if r == CY_TIMEOUT:
+            if not self.by_ctx:
+                return 0
+            self.ctx._expire()
+            if self.ctx.err() is not None:
+                return self._fail()
+            self._set_deadline(self.deadline)   # the clocks disagreed by a hair
+            return 1
+        PyErr_CheckSignals()        # CY_INTR
+        return 1
+
+
+cdef _CtxWait _ctx_wait(object ctx, int64_t ns):
+    """Starts a wait with a context; raises its error if it has already ended."""
+    global _Context
+    if _Context is None:
+        from cysync._context import Context as _Context
+    if not isinstance(ctx, _Context):
+        raise TypeError("ctx must be a Context or None")
+    cdef _CtxWait w = _CtxWait.__new__(_CtxWait)
+    w.ctx = ctx
+    if ctx.err() is not None:
+        w._fail()
+    w.token = ctx._c_token(CancelToken)
+    w.c = NULL if w.token is None else &w.token.c
+    w._set_deadline(_deadline(ns))
+    return w
+
+
 # ---------------------------------------------------------------- WaitGroup
 
 cdef inline int _wg_add(cy_waitgroup *wg, int64_t delta) except -1:
@@ -139,9 +228,12 @@ cdef class WaitGroup:
         """Decrement the counter by one."""
         _wg_add(&self.wg, -1)
 
-    def wait(self, timeout=None):
-        """Block until the counter is zero; False if ``timeout`` ran out."""
+    def wait(self, timeout=None, *, ctx=None):
+        """Block until the counter is zero; False if ``timeout`` ran out.
+        With ``ctx``, raises the context's error if it ends first."""
         cdef int64_t ns = _timeout_ns(timeout)
+        if ctx is not None:
+            return _wg_wait_ctx(&self.wg, _ctx_wait(ctx, ns))
         if cy_wg_count(&self.wg) == 0:
             return True
         if ns == 0:
@@ -166,7 +258,10 @@ cdef class WaitGroup:
         """Run ``fn(*args, **kwargs)`` in a new thread counted by this group."""
         _check_callable(fn)
         _wg_add(&self.wg, 1)
-        thread = _threading.Thread(target=_run_then_done, args=(self, fn, args, kwargs))
+        thread = _threading.Thread(target=_run_then_done, args=(self, fn, args, kwargs), daemon=False)
+        name = getattr(fn, "__name__", None)
+        if isinstance(name, str):   # "Thread-N (fn)", as threading names a thread after its target
+            thread.name = thread.name.replace("(_run_then_done)", f"({name})")
         try:
             thread.start()
         except BaseException:
@@ -176,6 +271,19 @@ cdef class WaitGroup:
 
     def __repr__(self):
         return f"{_where(self)}: count={cy_wg_count(&self.wg)}>"
+
+
+cdef bint _wg_wait_ctx(cy_waitgroup *wg, _CtxWait w) except -1:
+    cdef cy_status r
+    if cy_wg_count(wg) == 0:
+        return True
+    while True:
+        with nogil:
+            r = cy_wg_wait_ctx(wg, w.deadline, w.c)
+        if r == CY_OK:
+            return True
+        if not w.retry(r):
+            return False
 
 
 def _run_then_done(WaitGroup wg, fn, args, kwargs):
@@ -414,6 +522,19 @@ cdef bint _sema_acquire_slow(cy_sema *s, int64_t ns) except -1:
         PyErr_CheckSignals()
 
 
+cdef bint _sema_acquire_ctx(cy_sema *s, _CtxWait w) except -1:
+    cdef cy_status r
+    if cy_sema_try_acquire(s):
+        return True
+    while True:
+        with nogil:
+            r = cy_sema_acquire_ctx(s, w.deadline, w.c)
+        if r == CY_OK:
+            return True
+        if not w.retry(r):
+            return False
+
+
 cdef class Semaphore:
     """threading.Semaphore with a C core: acquire/release are one atomic operation."""
 
@@ -431,13 +552,18 @@ cdef class Semaphore:
         cy_sema_init(&self.s, <uint32_t>v)
         self.bound = CY_SEMA_MAX
 
-    def acquire(self, blocking=True, timeout=None):
-        """Take one unit; block (at most ``timeout`` seconds) while there is none."""
+    def acquire(self, blocking=True, timeout=None, *, ctx=None):
+        """Take one unit; block (at most ``timeout`` seconds) while there is none.
+        With ``ctx``, raises the context's error if it ends first."""
         if not blocking:
             if timeout is not None:
                 raise ValueError("can't specify timeout for non-blocking acquire")
+            if ctx is not None:
+                _ctx_wait(ctx, 0)
             return cy_sema_try_acquire(&self.s)
         cdef int64_t ns = _timeout_ns(timeout)
+        if ctx is not None:
+            return _sema_acquire_ctx(&self.s, _ctx_wait(ctx, ns))
         if cy_sema_try_acquire(&self.s):
             return True
         return _sema_acquire_slow(&self.s, ns)
@@ -500,6 +626,39 @@ cdef inline int64_t _units(object n) except? -1:
     return k
 
 
+cdef bint _wsem_acquire_ctx(cy_wsem *s, int64_t k, _CtxWait w) except -1:
+    cdef cy_wsem_waiter node
+    cdef cy_status r
+    if cy_wsem_try_acquire(s, k):
+        return True
+    if w.deadline <= cy_now_ns() and not w.by_ctx:
+        return False                       # a poll
+    if cy_wsem_enqueue(s, k, &node):
+        return True
+    try:
+        while True:
+            with nogil:
+                r = cy_wsem_wait_ctx(&node, w.deadline, w.c)
+            if r == CY_OK:
+                return True
+            if r == CY_TIMEOUT and not w.by_ctx:
+                return cy_wsem_cancel(s, &node)   # served at the last instant: keep the units
+            if r != CY_INTR:
+                # The context ended: leave the queue (the ones behind may go)
+                # and give back units granted meanwhile, then raise.
+                if cy_wsem_cancel(s, &node):
+                    cy_wsem_release(s, k)
+                w.retry(r)                        # raises (or, for a hair, waits on)
+                if cy_wsem_enqueue(s, k, &node):
+                    return True
+            else:
+                w.retry(r)
+    except BaseException:
+        if cy_wsem_cancel(s, &node):
+            cy_wsem_release(s, k)
+        raise
+
+
 cdef class WeightedSemaphore:
     """golang.org/x/sync/semaphore.Weighted: ``size`` units, FIFO waiters."""
 
@@ -514,12 +673,16 @@ cdef class WeightedSemaphore:
             raise OverflowError("semaphore size too large")
         cy_wsem_init(&self.s, v)
 
-    def acquire(self, n=1, timeout=None):
-        """Take ``n`` units, waiting in line (at most ``timeout`` seconds)."""
+    def acquire(self, n=1, timeout=None, *, ctx=None):
+        """Take ``n`` units, waiting in line (at most ``timeout`` seconds).
+        With ``ctx``, raises the context's error if it ends first (and
+        gives back any units granted at that moment)."""
         cdef int64_t k = _units(n)
         cdef int64_t ns = _timeout_ns(timeout)
         if k > self.s.size:
             raise ValueError("n exceeds semaphore size")
+        if ctx is not None:
+            return _wsem_acquire_ctx(&self.s, k, _ctx_wait(ctx, ns))
         if cy_wsem_try_acquire(&self.s, k):
             return True
         if ns == 0:
@@ -555,10 +718,13 @@ cdef class WeightedSemaphore:
             raise ValueError("semaphore: released more than held")
 
     def __enter__(self):
+        if cy_wsem_try_acquire(&self.s, 1):
+            return True
         return self.acquire(1)
 
     def __exit__(self, t, v, tb):
-        self.release(1)
+        if cy_wsem_release(&self.s, 1) != 0:
+            raise ValueError("semaphore: released more than held")
 
     @property
     def size(self):
@@ -578,6 +744,19 @@ cdef class WeightedSemaphore:
 
 
 # ---------------------------------------------------------------- Event
+
+cdef bint _event_wait_ctx(cy_event *e, _CtxWait w) except -1:
+    cdef cy_status r
+    if cy_event_is_set(e):
+        return True
+    while True:
+        with nogil:
+            r = cy_event_wait_ctx(e, w.deadline, w.c)
+        if r == CY_OK:
+            return True
+        if not w.retry(r):
+            return False
+
 
 cdef class Event:
     """threading.Event with a C core: set/clear/is_set are one atomic operation."""
@@ -607,9 +786,12 @@ cdef class Event:
         """Reset the flag."""
         cy_event_clear(&self.e)
 
-    def wait(self, timeout=None):
-        """Block until the flag is set; False if ``timeout`` ran out first."""
+    def wait(self, timeout=None, *, ctx=None):
+        """Block until the flag is set; False if ``timeout`` ran out first.
+        With ``ctx``, raises the context's error if it ends first."""
         cdef int64_t ns = _timeout_ns(timeout)
+        if ctx is not None:
+            return _event_wait_ctx(&self.e, _ctx_wait(ctx, ns))
         if cy_event_is_set(&self.e):
             return True
         if ns == 0:
@@ -669,23 +851,26 @@ cdef class Barrier:
         self._action = action
         self._timeout = timeout
 
-    def wait(self, timeout=None):
+    def wait(self, timeout=None, *, ctx=None):
         """Wait until all parties have called wait(); return this thread's
         arrival index (0 .. parties-1).  Raises BrokenBarrierError if the
         barrier is broken, reset or aborted, or the timeout runs out (which
-        breaks it for everyone)."""
+        breaks it for everyone).  With ``ctx``, raises the context's error if
+        it ends first (which also breaks the barrier)."""
         if timeout is None:
             timeout = self._timeout
         cdef int64_t ns = _timeout_ns(timeout)
+        cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
         cdef uint32_t index = 0
         cdef int r
         cdef bint ok = False
-        while True:
+        # Entering only waits while the previous round drains: try that with the GIL.
+        r = cy_barrier_arrive(&self.b, &index, False)
+        while r == CY_TIMEOUT or r == CY_INTR:
+            if r == CY_INTR:
+                PyErr_CheckSignals()
             with nogil:
-                r = cy_barrier_arrive(&self.b, &index)
-            if r != CY_INTR:
-                break
-            PyErr_CheckSignals()
+                r = cy_barrier_arrive(&self.b, &index, True)
         if r == CY_BARRIER_BROKEN_ERR:
             raise BrokenBarrierError
         if r == CY_BARRIER_LAST:
@@ -700,14 +885,19 @@ cdef class Barrier:
             if r != CY_OK:
                 raise BrokenBarrierError
             return index
-        cdef int64_t deadline = _deadline(ns)
+        cdef int64_t deadline = _deadline(ns) if w is None else w.deadline
+        cdef cy_cancel *c = NULL if w is None else w.c
         while True:
             with nogil:
-                r = cy_barrier_await(&self.b, deadline)
+                r = cy_barrier_await_ctx(&self.b, deadline, c)
             if r == CY_OK:
                 return index
             if r == CY_BARRIER_BROKEN_ERR:
+                if w is not None and w.by_ctx and cy_now_ns() >= deadline:
+                    w.retry(CY_TIMEOUT)      # our timeout was the context's: raise its error
                 raise BrokenBarrierError
+            if r == CY_CANCELLED:
+                w.retry(CY_CANCELLED)        # raises the context's error
             try:
                 PyErr_CheckSignals()
             except BaseException:
@@ -738,6 +928,295 @@ cdef class Barrier:
         if cy_barrier_broken(&self.b):
             return f"{_where(self)}: broken>"
         return f"{_where(self)}: waiters={cy_barrier_n_waiting(&self.b)}/{self.b.parties}>"
+
+
+# ---------------------------------------------------------------- defer
+
+cdef extern from *:
+    """
+    /* Go's defer.  A @deferrable call pushes a frame (on its own C stack) as
+     * this thread's innermost; defer() appends to the frame's list; when the
+     * wrapped function returns or raises, _run_deferred (Cython, below) runs
+     * the list.  The call itself is a vectorcall written here in C: built in
+     * Cython, the *args/**kwargs of __call__ cost more than the whole
+     * defer machinery. */
+    typedef struct cysync_defer_frame {
+        PyObject *calls; /* the first deferred call, then a list of them */
+        struct cysync_defer_frame *prev;
+    } cysync_defer_frame;
+
+    #if defined(_MSC_VER) && !defined(__clang__)
+    static __declspec(thread) cysync_defer_frame *cysync_defer_top;
+    #else
+    static _Thread_local cysync_defer_frame *cysync_defer_top;
+    #endif
+
+    static Py_ssize_t cysync_deferrable_func_offset; /* where _Deferrable keeps func */
+    static PyObject *(*cysync_run_deferred)(PyObject *calls, PyObject *pending);
+
+    /* The exception being raised, as one object with its traceback. */
+    static PyObject *cysync_take_exception(void)
+    {
+    #if PY_VERSION_HEX >= 0x030C0000
+        return PyErr_GetRaisedException();
+    #else
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb != NULL)
+            PyException_SetTraceback(value, tb);
+        Py_XDECREF(type);
+        Py_XDECREF(tb);
+        return value;
+    #endif
+    }
+
+    static void cysync_raise_exception(PyObject *exc) /* steals exc */
+    {
+    #if PY_VERSION_HEX >= 0x030C0000
+        PyErr_SetRaisedException(exc);
+    #else
+        PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+    #endif
+    }
+
+    static PyObject *cysync_deferrable_call(PyObject *self, PyObject *const *args, size_t nargsf,
+                                            PyObject *kwnames)
+    {
+        PyObject *func = *(PyObject **)((char *)self + cysync_deferrable_func_offset);
+        cysync_defer_frame frame = {NULL, cysync_defer_top};
+        cysync_defer_top = &frame;
+        PyObject *result = PyObject_Vectorcall(func, args, nargsf, kwnames);
+        cysync_defer_top = frame.prev;
+        if (frame.calls == NULL)
+            return result;
+        PyObject *calls = frame.calls, *body_exc = NULL, *err;
+        if (!PyList_CheckExact(calls)) {
+            if (result != NULL && !PyTuple_CheckExact(calls)) {
+                /* The usual case, one defer(x.release) and nothing raised:
+                 * call it here; what it raises is what a finally would. */
+                err = PyObject_CallNoArgs(calls);
+                Py_DECREF(calls);
+                if (err == NULL) {
+                    Py_DECREF(result);
+                    return NULL;
+                }
+                Py_DECREF(err);
+                return result;
+            }
+            PyObject *list = PyList_New(1);
+            if (list == NULL) {
+                Py_DECREF(calls);
+                Py_XDECREF(result);
+                return NULL;
+            }
+            PyList_SET_ITEM(list, 0, calls); /* steals */
+            calls = list;
+        }
+        if (result == NULL)
+            body_exc = cysync_take_exception();
+        err = cysync_run_deferred(calls, body_exc ? body_exc : Py_None);
+        Py_DECREF(calls);
+        Py_XDECREF(body_exc);
+        if (err == Py_None) { /* nothing raised anywhere */
+            Py_DECREF(err);
+            return result;
+        }
+        Py_XDECREF(result);
+        if (err != NULL) /* NULL: _run_deferred itself failed, its error is set */
+            cysync_raise_exception(err);
+        return NULL;
+    }
+
+    static PyObject *cysync_defer(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+                                  PyObject *kwnames)
+    {
+        cysync_defer_frame *frame = cysync_defer_top;
+        PyObject *entry;
+        (void)module;
+        if (frame == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "defer() called outside a @deferrable function");
+            return NULL;
+        }
+        if (nargs < 1) {
+            PyErr_SetString(PyExc_TypeError, "defer() missing required argument 'fn' (pos 1)");
+            return NULL;
+        }
+        if (!PyCallable_Check(args[0])) {
+            PyErr_SetString(PyExc_TypeError, "fn must be callable");
+            return NULL;
+        }
+        if (nargs == 1 && kwnames == NULL) {
+            entry = Py_NewRef(args[0]); /* the common defer(x.release): no tuple */
+        } else {
+            Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0, i;
+            PyObject *rest = PyTuple_New(nargs - 1), *kwargs = PyDict_New();
+            entry = NULL;
+            if (rest && kwargs) {
+                for (i = 1; i < nargs; i++)
+                    PyTuple_SET_ITEM(rest, i - 1, Py_NewRef(args[i]));
+                for (i = 0; i < nkw; i++)
+                    if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
+                        break;
+                if (i == nkw)
+                    entry = PyTuple_Pack(3, args[0], rest, kwargs);
+            }
+            Py_XDECREF(rest);
+            Py_XDECREF(kwargs);
+            if (entry == NULL)
+                return NULL;
+        }
+        if (frame->calls == NULL) {
+            frame->calls = entry; /* most functions defer one call: no list */
+            Py_RETURN_NONE;
+        }
+        if (!PyList_CheckExact(frame->calls)) {
+            PyObject *list = PyList_New(1);
+            if (list == NULL) {
+                Py_DECREF(entry);
+                return NULL;
+            }
+            PyList_SET_ITEM(list, 0, frame->calls); /* steals */
+            frame->calls = list;
+        }
+        int rc = PyList_Append(frame->calls, entry);
+        Py_DECREF(entry);
+        if (rc < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+
+    static PyMethodDef cysync_defer_def = {
+        "defer", (PyCFunction)(void (*)(void))cysync_defer, METH_FASTCALL | METH_KEYWORDS,
+        "defer(fn, /, *args, **kwargs)\\n--\\n\\n"
+        "Run fn(*args, **kwargs) when the innermost running @deferrable call of\\n"
+        "this thread returns or raises; calls run last registered first."};
+
+    static PyObject *cysync_make_defer(PyObject *module_name)
+    {
+        return PyCFunction_NewEx(&cysync_defer_def, NULL, module_name);
+    }
+
+    /* Makes a Cython type's instances vectorcall-able through a field of
+     * theirs (set by the type's __cinit__), before any instance exists. */
+    static void cysync_enable_vectorcall(PyObject *type, Py_ssize_t offset)
+    {
+        PyTypeObject *t = (PyTypeObject *)type;
+        t->tp_vectorcall_offset = offset;
+        t->tp_call = PyVectorcall_Call;
+        t->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
+        PyType_Modified(t);
+    }
+    """
+    ctypedef object (*vectorcallfunc)(object, PyObject **, size_t, PyObject *)
+    Py_ssize_t cysync_deferrable_func_offset
+    object (*cysync_run_deferred)(object, object)
+    void *cysync_deferrable_call
+    object cysync_make_defer(object module_name)
+    void cysync_enable_vectorcall(object type, Py_ssize_t offset)
+    void PyErr_GetExcInfo(PyObject **ptype, PyObject **pvalue, PyObject **ptb)
+    void PyErr_SetExcInfo(PyObject *ptype, PyObject *pvalue, PyObject *ptb)
+    object _bound_method "PyMethod_New"(object func, object self)
+
+
+cdef object _run_deferred(object calls, object pending):
+    """Runs the deferred calls last-in first-out, each as if in the finally
+    block of the one registered before it: while one runs, the exception in
+    flight (``pending``) is the handled exception, so an exception it raises
+    chains to it exactly as in nested finally blocks.  Returns the exception
+    to raise at the end, or None."""
+    cdef Py_ssize_t i
+    cdef PyObject *saved_type
+    cdef PyObject *saved_value
+    cdef PyObject *saved_tb
+    cdef list todo = <list>calls
+    cdef bint swapped = False
+    try:
+        for i in range(len(todo) - 1, -1, -1):
+            entry = todo[i]
+            if pending is not None:
+                if not swapped:
+                    PyErr_GetExcInfo(&saved_type, &saved_value, &saved_tb)
+                    swapped = True
+                _set_handled(pending)
+            try:
+                if type(entry) is tuple:
+                    (<tuple>entry)[0](*(<tuple>entry)[1], **(<tuple>entry)[2])
+                else:
+                    entry()
+            except BaseException as e:
+                pending = e
+    finally:
+        if swapped:
+            PyErr_SetExcInfo(saved_type, saved_value, saved_tb)   # steals the saved references
+    return pending
+
+
+cdef inline int _set_handled(object exc) except -1:
+    kind = type(exc)
+    tb = exc.__traceback__
+    Py_INCREF(kind)
+    Py_INCREF(exc)
+    Py_INCREF(tb)
+    PyErr_SetExcInfo(<PyObject *>kind, <PyObject *>exc, <PyObject *>tb)   # steals the three
+    return 0
+
+
+cdef class _Deferrable:
+    """A function whose body may call defer(); made by deferrable().
+
+    Calls go through the vectorcall ``cysync_deferrable_call`` above."""
+
+    cdef void *vectorcall
+    cdef object func
+    cdef dict __dict__
+    cdef object __weakref__
+
+    def __cinit__(self):
+        self.vectorcall = cysync_deferrable_call
+
+    def __get__(self, obj, objtype):
+        if obj is None:
+            return self
+        return _bound_method(self, obj)
+
+    def __repr__(self):
+        return f"<deferrable {self.func!r}>"
+
+
+cdef int _install_deferrable() except -1:
+    global cysync_deferrable_func_offset, cysync_run_deferred
+    cdef _Deferrable probe = _Deferrable.__new__(_Deferrable)
+    cdef Py_ssize_t vc = <char *>&probe.vectorcall - <char *><void *>probe
+    # func is the field right after vectorcall; check it rather than trust it.
+    sentinel = object()
+    probe.func = sentinel
+    cysync_deferrable_func_offset = vc + sizeof(void *)
+    if (<PyObject **>(<char *><void *>probe + cysync_deferrable_func_offset))[0] != <PyObject *>sentinel:
+        raise ImportError("cysync: unexpected layout of _Deferrable")
+    cysync_run_deferred = _run_deferred
+    cysync_enable_vectorcall(_Deferrable, vc)
+    return 0
+
+
+_install_deferrable()
+defer = cysync_make_defer(__name__)
+
+
+def deferrable(fn):
+    """Decorator: inside ``fn``, ``defer(g, ...)`` registers calls that run
+    when ``fn`` returns or raises, last registered first (Go's defer)."""
+    _check_callable(fn)
+    if _inspect.isgeneratorfunction(fn):
+        raise TypeError("deferrable cannot wrap a generator function")
+    if _inspect.iscoroutinefunction(fn):
+        raise TypeError("deferrable cannot wrap a coroutine function")
+    if _inspect.isasyncgenfunction(fn):
+        raise TypeError("deferrable cannot wrap an async generator function")
+    cdef _Deferrable d = _Deferrable.__new__(_Deferrable)
+    d.func = fn
+    _functools.update_wrapper(d, fn)
+    return d
 
 
 # The public classes present themselves as cysync's (reprs read
