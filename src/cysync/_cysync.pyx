@@ -635,28 +635,28 @@ cdef bint _wsem_acquire_ctx(cy_wsem *s, int64_t k, _CtxWait w) except -1:
         return False                       # a poll
     if cy_wsem_enqueue(s, k, &node):
         return True
-    try:
-        while True:
-            with nogil:
-                r = cy_wsem_wait_ctx(&node, w.deadline, w.c)
-            if r == CY_OK:
-                return True
-            if r == CY_TIMEOUT and not w.by_ctx:
-                return cy_wsem_cancel(s, &node)   # served at the last instant: keep the units
-            if r != CY_INTR:
-                # The context ended: leave the queue (the ones behind may go)
-                # and give back units granted meanwhile, then raise.
+    while True:                            # queued: node is in the line
+        with nogil:
+            r = cy_wsem_wait_ctx(&node, w.deadline, w.c)
+        if r == CY_OK:
+            return True
+        if r == CY_TIMEOUT and not w.by_ctx:
+            return cy_wsem_cancel(s, &node)   # served at the last instant: keep the units
+        if r == CY_INTR:
+            try:
+                PyErr_CheckSignals()
+            except BaseException:
                 if cy_wsem_cancel(s, &node):
                     cy_wsem_release(s, k)
-                w.retry(r)                        # raises (or, for a hair, waits on)
-                if cy_wsem_enqueue(s, k, &node):
-                    return True
-            else:
-                w.retry(r)
-    except BaseException:
+                raise
+            continue
+        # The context ended (or its deadline came): leave the line, so the
+        # ones behind may go, and give back units granted meanwhile.
         if cy_wsem_cancel(s, &node):
             cy_wsem_release(s, k)
-        raise
+        w.retry(r)                         # raises the context's error...
+        if cy_wsem_enqueue(s, k, &node):   # ...unless the clocks disagreed by a hair
+            return True
 
 
 cdef class WeightedSemaphore:
