@@ -23,13 +23,6 @@ SUITES = {
     "Barrier": (lock_tests.BarrierTests, "barriertype"),
 }
 
-# Tests that inspect threading.Event's private internals (its Condition
-# ``_cond``), not behaviour: they do not apply to another implementation.
-INTERNALS = {
-    ("Event", "test_at_fork_reinit"),
-    ("Event", "test_reset_internal_locks"),
-}
-
 CASES = [
     pytest.param(name, method, id=f"{name}.{method}")
     for name, (case, _) in SUITES.items()
@@ -39,8 +32,6 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "method"), CASES)
 def test_cpython_lock_tests(impl, name, method):
-    if (name, method) in INTERNALS:
-        pytest.skip("inspects threading.Event's private _cond")
     case, attr = SUITES[name]
     cls = type(f"Cysync{case.__name__}", (case,), {attr: staticmethod(getattr(impl, name))})
     result = unittest.TestResult()

@@ -75,7 +75,7 @@ def test_waitgroup_add_done_churn(impl, tools, scale):
 
     def worker():
         barrier.wait(tools.TIMEOUT)
-        for i in range(ops):
+        for _ in range(ops):
             wg.add(1)
             wg.add(2)
             wg.done()
@@ -108,53 +108,61 @@ def test_waitgroup_go_many(impl, tools):
 
 # --- Once -----------------------------------------------------------------------------
 
+def once_race(impl, tools, n, deadline):
+    """n threads released at once call once.do(); fn must run exactly once
+    and every caller must return only after it completed."""
+    once = impl.Once()
+    barrier = threading.Barrier(n)
+    calls = []
+    completed = threading.Event()
+
+    def fn(i):
+        calls.append(i)
+        time.sleep(0.001)  # let the others pile up behind
+        completed.set()
+
+    def caller(i):
+        barrier.wait(tools.TIMEOUT)
+        once.do(fn, i)
+        return completed.is_set()  # returned only after fn completed
+
+    results = tools.run_threads([functools.partial(caller, i) for i in range(n)], deadline)
+    assert results == [True] * n
+    assert len(calls) == 1
+    assert once.done
+
+
 def test_once_exactly_once_with_32_racing_threads(impl, tools, scale):
-    n, repeats = 32, 10 * scale
-    for _ in range(repeats):
-        once = impl.Once()
-        barrier = threading.Barrier(n)
-        calls = []
-        completed = threading.Event()
+    for _ in range(10 * scale):
+        once_race(impl, tools, 32, join(scale))
 
-        def fn(i):
-            calls.append(i)
-            time.sleep(0.001)  # let the others pile up behind
-            completed.set()
 
-        def caller(i):
-            barrier.wait(tools.TIMEOUT)
-            once.do(fn, i)
-            return completed.is_set()  # returned only after fn completed
+def wrapper_race(impl, tools, name, n, deadline):
+    calls = []
+    value = object()
 
-        results = tools.run_threads([functools.partial(caller, i) for i in range(n)], join(scale))
-        assert results == [True] * n
-        assert len(calls) == 1
-        assert once.done
+    def fn():
+        calls.append(1)
+        time.sleep(0.001)
+        return value
+
+    f = getattr(impl, name)(fn)
+    barrier = threading.Barrier(n)
+
+    def caller():
+        barrier.wait(tools.TIMEOUT)
+        return f()
+
+    results = tools.run_threads([caller] * n, deadline)
+    expected = value if name == "once_value" else None
+    assert all(r is expected for r in results)
+    assert calls == [1]
 
 
 @pytest.mark.parametrize("name", ["once_func", "once_value"])
 def test_once_wrappers_exactly_once_with_32_racing_threads(impl, tools, scale, name):
-    n, repeats = 32, 10 * scale
-    for _ in range(repeats):
-        calls = []
-        value = object()
-
-        def fn():
-            calls.append(1)
-            time.sleep(0.001)
-            return value
-
-        f = getattr(impl, name)(fn)
-        barrier = threading.Barrier(n)
-
-        def caller():
-            barrier.wait(tools.TIMEOUT)
-            return f()
-
-        results = tools.run_threads([caller] * n, join(scale))
-        expected = value if name == "once_value" else None
-        assert all(r is expected for r in results)
-        assert calls == [1]
+    for _ in range(10 * scale):
+        wrapper_race(impl, tools, name, 32, join(scale))
 
 
 # --- Semaphore -------------------------------------------------------------------------

@@ -302,9 +302,9 @@ def test_waiters_are_served_in_fifo_order(impl, tools):
     sem.acquire(3)
     log = []
     workers = [queue(tools, sem, 1, log=log, name=f"w{i}") for i in range(6)]
-    for i in range(3):
+    for granted in range(1, 4):
         sem.release(1)
-        tools.wait_until(lambda: len(log) == i + 1)
+        tools.wait_until(lambda n=granted: len(log) == n)
     assert [name for name, _ in log] == ["w0", "w1", "w2"]
     sem.release(3)  # w3, w4 and w5 all fit at once
     tools.join_all(workers)
