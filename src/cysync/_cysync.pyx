@@ -535,6 +535,32 @@ cdef bint _sema_acquire_ctx(cy_sema *s, _CtxWait w) except -1:
             return False
 
 
+cdef object _sema_acquire(Semaphore self, object blocking, object timeout, object ctx):
+    if not blocking:
+        if timeout is not None:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        if ctx is not None:
+            _ctx_wait(ctx, 0)
+        return cy_sema_try_acquire(&self.s)
+    cdef int64_t ns = _timeout_ns(timeout)
+    if ctx is not None:
+        return _sema_acquire_ctx(&self.s, _ctx_wait(ctx, ns))
+    if cy_sema_try_acquire(&self.s):
+        return True
+    return _sema_acquire_slow(&self.s, ns)
+
+
+cdef int _sema_release(Semaphore self, object n) except -1:
+    cdef int64_t k = 1 if n is 1 else _index(n, 0, <int64_t>CY_SEMA_MAX + 1)
+    if k < 1:
+        raise ValueError("n must be one or more")
+    if k > CY_SEMA_MAX or cy_sema_release(&self.s, <uint32_t>k, self.bound) != 0:
+        if self.bounded:
+            raise ValueError("Semaphore released too many times")
+        raise OverflowError("Semaphore value too large")
+    return 0
+
+
 cdef class Semaphore:
     """threading.Semaphore with a C core: acquire/release are one atomic operation."""
 
@@ -555,18 +581,7 @@ cdef class Semaphore:
     def acquire(self, blocking=True, timeout=None, *, ctx=None):
         """Take one unit; block (at most ``timeout`` seconds) while there is none.
         With ``ctx``, raises the context's error if it ends first."""
-        if not blocking:
-            if timeout is not None:
-                raise ValueError("can't specify timeout for non-blocking acquire")
-            if ctx is not None:
-                _ctx_wait(ctx, 0)
-            return cy_sema_try_acquire(&self.s)
-        cdef int64_t ns = _timeout_ns(timeout)
-        if ctx is not None:
-            return _sema_acquire_ctx(&self.s, _ctx_wait(ctx, ns))
-        if cy_sema_try_acquire(&self.s):
-            return True
-        return _sema_acquire_slow(&self.s, ns)
+        return _sema_acquire(self, blocking, timeout, ctx)
 
     def __enter__(self):
         if cy_sema_try_acquire(&self.s):
@@ -575,17 +590,11 @@ cdef class Semaphore:
 
     def release(self, n=1):
         """Return ``n`` units, waking up to ``n`` waiters."""
-        cdef int64_t k = 1 if n is 1 else _index(n, 0, <int64_t>CY_SEMA_MAX + 1)
-        if k < 1:
-            raise ValueError("n must be one or more")
-        if k > CY_SEMA_MAX or cy_sema_release(&self.s, <uint32_t>k, self.bound) != 0:
-            if self.bounded:
-                raise ValueError("Semaphore released too many times")
-            raise OverflowError("Semaphore value too large")
+        _sema_release(self, n)
 
     def __exit__(self, t, v, tb):
         if cy_sema_release(&self.s, 1, self.bound) != 0:
-            self.release(1)   # raises the right error
+            _sema_release(self, 1)   # raises the right error
 
     def _at_fork_reinit(self):
         """After fork(): the threads that slept here are gone."""
@@ -608,6 +617,27 @@ cdef class BoundedSemaphore(Semaphore):
         Semaphore.__init__(self, value)
         self.bound = cy_sema_value(&self.s)
         self.bounded = True
+
+    # The same methods again: CPython's specialised calls of a C method
+    # check the exact type, and fall back to the slow path (+12 ns) for a
+    # subclass calling its base class's method.
+    def acquire(self, blocking=True, timeout=None, *, ctx=None):
+        """Take one unit; block (at most ``timeout`` seconds) while there is none.
+        With ``ctx``, raises the context's error if it ends first."""
+        return _sema_acquire(self, blocking, timeout, ctx)
+
+    def __enter__(self):
+        if cy_sema_try_acquire(&self.s):
+            return True
+        return _sema_acquire_slow(&self.s, -1)
+
+    def release(self, n=1):
+        """Return ``n`` units; more than were acquired is a ValueError."""
+        _sema_release(self, n)
+
+    def __exit__(self, t, v, tb):
+        if cy_sema_release(&self.s, 1, self.bound) != 0:
+            _sema_release(self, 1)   # raises the right error
 
     @property
     def _initial_value(self):
