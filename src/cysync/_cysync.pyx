@@ -29,6 +29,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 import functools as _functools
 import inspect as _inspect
 import threading as _threading
+import types as _types
 import warnings as _warnings
 from time import monotonic as _monotonic
 
@@ -36,13 +37,25 @@ __all__ = [
     "Barrier",
     "BoundedSemaphore",
     "BrokenBarrierError",
+    "Canceled",
+    "Context",
+    "ContextError",
+    "DeadlineExceeded",
+    "ErrGroup",
     "Event",
     "Once",
     "Semaphore",
     "WaitGroup",
     "WeightedSemaphore",
+    "background",
+    "defer",
+    "deferrable",
     "once_func",
     "once_value",
+    "with_cancel",
+    "with_deadline",
+    "with_timeout",
+    "with_value",
 ]
 
 #: Which wait-on-address backend the C core was built with.
@@ -1247,6 +1260,28 @@ def deferrable(fn):
     d.func = fn
     _functools.update_wrapper(d, fn)
     return d
+
+
+# ---------------------------------------------------------------- context, ErrGroup
+
+# Contexts and ErrGroup are Python, written once for both implementations:
+# the contexts fire a CancelToken that the waits above park with, and this
+# ErrGroup runs on the C WaitGroup and Semaphore.
+from cysync._context import (
+    Canceled,
+    Context,
+    ContextError,
+    DeadlineExceeded,
+    background,
+    with_cancel,
+    with_deadline,
+    with_timeout,
+    with_value,
+)
+from cysync._errgroup import make_errgroup as _make_errgroup
+
+_Context = Context
+ErrGroup = _make_errgroup(_types.SimpleNamespace(WaitGroup=WaitGroup, Semaphore=Semaphore))
 
 
 # The public classes present themselves as cysync's (reprs read
