@@ -35,7 +35,10 @@ int cy_barrier_arrive(cy_barrier *b, uint32_t *index, int block)
     cy_mutex_lock(&b->mu);
     for (;;) {
         int32_t s = atomic_load_explicit(&b->state, CY_RELAXED);
-        if (s != CY_BARRIER_DRAINING && s != CY_BARRIER_RESETTING)
+        /* Wait while the previous round drains or resets, and while its last
+         * thread runs the action (still FILLING, but already full). */
+        if (s != CY_BARRIER_DRAINING && s != CY_BARRIER_RESETTING &&
+            !(s == CY_BARRIER_FILLING && b->count >= b->parties))
             break;
         if (!block) {
             cy_mutex_unlock(&b->mu);

@@ -1,9 +1,8 @@
 #include "cy_event.h"
 
-cy_status cy_event_wait_ctx(cy_event *e, int64_t deadline, cy_cancel *c)
+cy_status cy_event_wait_from(cy_event *e, uint32_t gen, int64_t deadline, cy_cancel *c)
 {
     uint32_t s = atomic_load_explicit(&e->state, CY_ACQUIRE);
-    const uint32_t gen = s & ~(CY_EV_FLAG | CY_EV_WAITERS);
 #define CY_EV_RELEASED(s) (((s)&CY_EV_FLAG) || ((s) & ~(CY_EV_FLAG | CY_EV_WAITERS)) != gen)
     for (int i = 0; i < CY_SPIN && !CY_EV_RELEASED(s); i++) {
         cy_cpu_relax();

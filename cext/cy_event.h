@@ -50,7 +50,20 @@ static inline void cy_event_reinit(cy_event *e)
     atomic_fetch_and_explicit(&e->state, ~CY_EV_WAITERS, CY_RELAXED);
 }
 
-cy_status cy_event_wait_ctx(cy_event *e, int64_t deadline, cy_cancel *c);
+/* A wait is begun once (this reads the generation) and continued after
+ * every CY_INTR with the same generation, so a set() + clear() while the
+ * caller ran signal handlers still ends it. */
+static inline uint32_t cy_event_wait_begin(cy_event *e)
+{
+    return atomic_load_explicit(&e->state, CY_ACQUIRE) & ~(CY_EV_FLAG | CY_EV_WAITERS);
+}
+
+cy_status cy_event_wait_from(cy_event *e, uint32_t gen, int64_t deadline, cy_cancel *c);
+
+static inline cy_status cy_event_wait_ctx(cy_event *e, int64_t deadline, cy_cancel *c)
+{
+    return cy_event_wait_from(e, cy_event_wait_begin(e), deadline, c);
+}
 
 static inline cy_status cy_event_wait(cy_event *e, int64_t deadline)
 {

@@ -52,6 +52,7 @@ int64_t cy_deadline_after(int64_t timeout_ns)
     return now + timeout_ns;
 }
 
+#if defined(CY_PARK_FALLBACK) || !defined(__linux__)
 /* Remaining time before `deadline`, clamped to one slice when `sliced`.
  * Sets *last when this wait runs to the deadline itself. */
 static inline int64_t remaining_ns(int64_t deadline, int sliced, int *last)
@@ -64,6 +65,7 @@ static inline int64_t remaining_ns(int64_t deadline, int sliced, int *last)
     }
     return left;
 }
+#endif
 
 /* ---------------------------------------------------------------- backends */
 

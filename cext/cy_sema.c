@@ -8,6 +8,9 @@ cy_status cy_sema_acquire_ctx(cy_sema *s, int64_t deadline, cy_cancel *c)
         cy_cpu_relax();
     }
     atomic_fetch_add_explicit(&s->nwaiters, 1, CY_SEQ_CST);
+    /* The Dekker pairing with cy_sema_release: our increment before our next
+     * read of value, its write of value before its read of nwaiters. */
+    atomic_thread_fence(CY_SEQ_CST);
     cy_status r;
     for (;;) {
         if (cy_sema_try_acquire(s)) {

@@ -7,12 +7,14 @@ void cy_wg_release_waiters(cy_waitgroup *wg)
     cy_wake(&wg->gen, CY_WAKE_ALL);
 }
 
-cy_status cy_wg_wait_ctx(cy_waitgroup *wg, int64_t deadline, cy_cancel *c)
+cy_status cy_wg_wait_from(cy_waitgroup *wg, uint32_t g, int64_t deadline, cy_cancel *c)
 {
-    /* Read the generation before the counter: if the counter reaches zero
-     * after this point with our waiter bit set, the generation moves and the
-     * park below returns at once or is woken. */
-    uint32_t g = atomic_load_explicit(&wg->gen, CY_ACQUIRE);
+    /* g was read before the counter: if the counter reaches zero after that
+     * with our waiter bit set, the generation moves and the park below
+     * returns at once or is woken.  A retry after CY_INTR passes the same g,
+     * so a zero crossing while the caller ran signal handlers is not lost. */
+    if (atomic_load_explicit(&wg->gen, CY_ACQUIRE) != g)
+        return CY_OK;
     uint32_t s = atomic_load_explicit(&wg->state, CY_ACQUIRE);
     for (int i = 0; i < CY_SPIN && (s >> 1) != 0; i++) {
         cy_cpu_relax();

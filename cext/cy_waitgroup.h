@@ -41,6 +41,8 @@ static inline int cy_wg_add(cy_waitgroup *wg, int64_t delta)
 {
     uint32_t s = atomic_load_explicit(&wg->state, CY_RELAXED);
     for (;;) {
+        if (delta > CY_WG_MAX - (int64_t)(s >> 1)) /* checked first: the sum could overflow */
+            return CY_WG_OVERFLOW;
         int64_t c = (int64_t)(s >> 1) + delta;
         if (c < 0)
             return CY_WG_NEGATIVE;
@@ -57,9 +59,21 @@ static inline int cy_wg_add(cy_waitgroup *wg, int64_t delta)
     }
 }
 
-/* Blocks until the counter is zero (or was, since the call began), the
- * deadline passes, a signal arrives or `c` (may be NULL) fires. */
-cy_status cy_wg_wait_ctx(cy_waitgroup *wg, int64_t deadline, cy_cancel *c);
+/* A wait is begun once (this reads the generation) and then continued,
+ * after every CY_INTR, with the same generation: it ends when the counter
+ * is zero or has been zero since the beginning, the deadline passes, a
+ * signal arrives or `c` (may be NULL) fires. */
+static inline uint32_t cy_wg_wait_begin(cy_waitgroup *wg)
+{
+    return atomic_load_explicit(&wg->gen, CY_ACQUIRE);
+}
+
+cy_status cy_wg_wait_from(cy_waitgroup *wg, uint32_t gen, int64_t deadline, cy_cancel *c);
+
+static inline cy_status cy_wg_wait_ctx(cy_waitgroup *wg, int64_t deadline, cy_cancel *c)
+{
+    return cy_wg_wait_from(wg, cy_wg_wait_begin(wg), deadline, c);
+}
 
 static inline cy_status cy_wg_wait(cy_waitgroup *wg, int64_t deadline)
 {

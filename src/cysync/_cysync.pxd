@@ -34,6 +34,8 @@ cdef extern from "cy_waitgroup.h" nogil:
     int cy_wg_add(cy_waitgroup *wg, int64_t delta)
     cy_status cy_wg_wait(cy_waitgroup *wg, int64_t deadline)
     cy_status cy_wg_wait_ctx(cy_waitgroup *wg, int64_t deadline, cy_cancel *c)
+    uint32_t cy_wg_wait_begin(cy_waitgroup *wg)
+    cy_status cy_wg_wait_from(cy_waitgroup *wg, uint32_t gen, int64_t deadline, cy_cancel *c)
 
 
 cdef extern from "cy_once.h" nogil:
@@ -70,6 +72,8 @@ cdef extern from "cy_event.h" nogil:
     void cy_event_reinit(cy_event *e)
     cy_status cy_event_wait(cy_event *e, int64_t deadline)
     cy_status cy_event_wait_ctx(cy_event *e, int64_t deadline, cy_cancel *c)
+    uint32_t cy_event_wait_begin(cy_event *e)
+    cy_status cy_event_wait_from(cy_event *e, uint32_t gen, int64_t deadline, cy_cancel *c)
 
 
 cdef extern from "cy_wsem.h" nogil:

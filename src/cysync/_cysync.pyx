@@ -252,10 +252,11 @@ cdef class WaitGroup:
         if ns == 0:
             return False
         cdef int64_t deadline = _deadline(ns)
+        cdef uint32_t gen = cy_wg_wait_begin(&self.wg)   # once: retries keep it
         cdef cy_status r
         while True:
             with nogil:
-                r = cy_wg_wait(&self.wg, deadline)
+                r = cy_wg_wait_from(&self.wg, gen, deadline, NULL)
             if r == CY_OK:
                 return True
             if r == CY_TIMEOUT:
@@ -290,9 +291,10 @@ cdef bint _wg_wait_ctx(cy_waitgroup *wg, _CtxWait w) except -1:
     cdef cy_status r
     if cy_wg_count(wg) == 0:
         return True
+    cdef uint32_t gen = cy_wg_wait_begin(wg)
     while True:
         with nogil:
-            r = cy_wg_wait_ctx(wg, w.deadline, w.c)
+            r = cy_wg_wait_from(wg, gen, w.deadline, w.c)
         if r == CY_OK:
             return True
         if not w.retry(r):
@@ -790,11 +792,12 @@ cdef class WeightedSemaphore:
 
 cdef bint _event_wait_ctx(cy_event *e, _CtxWait w) except -1:
     cdef cy_status r
+    cdef uint32_t gen = cy_event_wait_begin(e)
     if cy_event_is_set(e):
         return True
     while True:
         with nogil:
-            r = cy_event_wait_ctx(e, w.deadline, w.c)
+            r = cy_event_wait_from(e, gen, w.deadline, w.c)
         if r == CY_OK:
             return True
         if not w.retry(r):
@@ -840,10 +843,11 @@ cdef class Event:
         if ns == 0:
             return False
         cdef int64_t deadline = _deadline(ns)
+        cdef uint32_t gen = cy_event_wait_begin(&self.e)   # once: retries keep it
         cdef cy_status r
         while True:
             with nogil:
-                r = cy_event_wait(&self.e, deadline)
+                r = cy_event_wait_from(&self.e, gen, deadline, NULL)
             if r == CY_OK:
                 return True
             if r == CY_TIMEOUT:
@@ -981,7 +985,7 @@ cdef extern from *:
      * this thread's innermost; defer() appends to the frame's list; when the
      * wrapped function returns or raises, _run_deferred (Cython, below) runs
      * the list.  The call itself is a vectorcall written here in C: built in
-     * Cython, the *args/**kwargs of __call__ cost more than the whole
+     * Cython, the star-args of __call__ cost more than the whole
      * defer machinery. */
     typedef struct cysync_defer_frame {
         PyObject *calls; /* the first deferred call, then a list of them */
