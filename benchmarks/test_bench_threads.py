@@ -70,7 +70,7 @@ def test_defer(benchmark, impl, threads, primitive, style):
         pytest.skip("cysync has no defer yet")
     if not defer.applicable(primitive, style, impl):
         pytest.skip(f"no {primitive} with {style} for {impl.name}")
-    handler = defer.make_handler(defer.make_slot(primitive, impl, threads), primitive, style)
+    handler = defer.make_handler(defer.make_slot(primitive, impl, threads), primitive, style, impl)
     label(benchmark, "defer", f"{primitive}: {style}", impl.name, threads)
     stats = pedantic(benchmark, defer.serve, handler, threads, DEFER_SECONDS, DEFAULT_TIMEOUT)
     benchmark.extra_info.update(stats)

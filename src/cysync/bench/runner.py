@@ -62,7 +62,7 @@ DEFAULT_IMPLS = ("c", "py", "stdlib")
 
 _PUBLIC = (
     "WaitGroup", "Once", "once_func", "once_value", "Semaphore", "BoundedSemaphore",
-    "WeightedSemaphore", "Event", "Barrier",
+    "WeightedSemaphore", "Event", "Barrier", "ErrGroup", "deferrable", "defer",
 )
 
 
@@ -99,12 +99,12 @@ def _stdlib_once_value(fn: Callable[[], Any]) -> Callable[[], Any]:
 
 def _load_c() -> Impl:
     mod = importlib.import_module("cysync._cysync")
-    return Impl("c", "cysync C core (cysync._cysync)", {n: getattr(mod, n) for n in _PUBLIC})
+    return Impl("c", "cysync C core (cysync._cysync)", {n: getattr(mod, n) for n in _PUBLIC if hasattr(mod, n)})
 
 
 def _load_py() -> Impl:
     mod = importlib.import_module("cysync.pure")
-    return Impl("py", "cysync pure Python (cysync.pure)", {n: getattr(mod, n) for n in _PUBLIC})
+    return Impl("py", "cysync pure Python (cysync.pure)", {n: getattr(mod, n) for n in _PUBLIC if hasattr(mod, n)})
 
 
 def _load_stdlib() -> Impl:

@@ -109,7 +109,7 @@ def cases(s: Settings) -> list[tuple[str, Impl, Callable[[], Any]]]:
     for prim, style, impl in defer.cells(s):
         out.append((f"handler {prim}: {style}", impl,
                     lambda prim=prim, style=style, impl=impl:
-                    defer.make_handler(defer.make_slot(prim, impl, 1), prim, style)))
+                    defer.make_handler(defer.make_slot(prim, impl, 1), prim, style, impl)))
     return out
 
 

@@ -79,14 +79,19 @@ def applicable(primitive: str, style: str, impl: Impl) -> bool:
     return impl.has(needs) and impl.name != "pygolang"
 
 
-def make_handler(slot: Any, primitive: str, style: str) -> Callable[[], None]:
-    """The handler for one slot and style (written out as users write it)."""
+def make_handler(slot: Any, primitive: str, style: str, impl: Impl | None = None) -> Callable[[], None]:
+    """The handler for one slot and style (written out as users write it).
+
+    The ``defer`` style uses ``impl``'s own deferrable/defer when it has them
+    (so the pure twin is measured with pure defer), else the package's."""
     if primitive == "WaitGroup":
         take, give = "add", "done"
         take_args = "1"
     else:
         take, give, take_args = "acquire", "release", ""
     api = defer_api()
+    if impl is not None and impl.has("deferrable", "defer"):
+        api = (impl.deferrable, impl.defer)
     ns: dict[str, Any] = {"slot": slot, "work": work}
     if style == "manual":
         src = f"def handler():\n    slot.{take}({take_args})\n    work()\n    slot.{give}()\n"
@@ -160,7 +165,7 @@ def run(s: Settings) -> list[Result]:
     for clients in counts:
         handlers = []
         for prim, style, impl in todo:
-            handler = make_handler(make_slot(prim, impl, clients), prim, style)
+            handler = make_handler(make_slot(prim, impl, clients), prim, style, impl)
             for _ in range(1000):  # warm-up
                 handler()
             handlers.append(handler)

@@ -9,6 +9,11 @@ Two shapes, each for every thread count (default 1 .. 2x cores):
   workers and wait until all are done: each task calls ``wg.done()`` and the
   submitter ``wg.wait()`` (c, py), or ``concurrent.futures.wait(futures)``
   (stdlib). The executor is started and warm before the clock starts.
+- ``errgroup``: Go's errgroup shape, N*M tasks through ``ErrGroup(limit=N)``
+  (``go(task)`` each, then ``wait()``, which also joins the group's threads)
+  for c and py; stdlib: a fresh ``ThreadPoolExecutor(N)``, ``submit`` each,
+  ``concurrent.futures.wait`` and ``shutdown``.  Thread start-up is counted
+  on both sides.
 
 A task is a little CPU-bound Python loop (``runner.spin``), so on a
 free-threaded interpreter the figures show how throughput scales with threads.
@@ -33,7 +38,7 @@ UNIT = "tasks/s"
 #: thread's M tasks outweigh starting it, so that parallel threads can show.
 TASK_WORK = 200
 
-SHAPES = ("spawn + join", "executor + wait")
+SHAPES = ("spawn + join", "executor + wait", "errgroup")
 
 
 def applicable(impl: Impl) -> bool:
@@ -94,6 +99,29 @@ def executor_wait(impl: Impl, executor: concurrent.futures.Executor, threads: in
     return time.perf_counter() - t0
 
 
+def errgroup(impl: Impl, threads: int, tasks: int, timeout: float) -> float:
+    """One round of ``errgroup``: seconds (None when impl has no ErrGroup)."""
+    total = threads * tasks
+    t0 = time.perf_counter()
+    if impl.name == "stdlib":
+        ex = concurrent.futures.ThreadPoolExecutor(max_workers=threads)
+        try:
+            futures = [ex.submit(_task) for _ in range(total)]
+            _, pending = concurrent.futures.wait(futures, timeout)
+            check(not pending, "fanout: concurrent.futures.wait()", timeout)
+            for f in futures:
+                f.result(0)
+        finally:
+            ex.shutdown(wait=True)
+        return time.perf_counter() - t0
+    group = impl.ErrGroup(limit=threads)
+    go = group.go
+    for _ in range(total):
+        go(_task)
+    group.wait()
+    return time.perf_counter() - t0
+
+
 def started_executor(threads: int, timeout: float = DEFAULT_TIMEOUT) -> concurrent.futures.ThreadPoolExecutor:
     """A ThreadPoolExecutor with all its ``threads`` workers running."""
     ex = concurrent.futures.ThreadPoolExecutor(max_workers=threads)
@@ -127,8 +155,13 @@ def run(s: Settings) -> list[Result]:
                     for impl in impls:
                         if shape == SHAPES[0]:
                             sec = spawn_join(impl, threads, s.tasks, s.timeout)
-                        else:
+                        elif shape == SHAPES[1]:
                             sec = executor_wait(impl, ex, threads, s.tasks, s.timeout)
+                        elif impl.name == "stdlib" or impl.has("ErrGroup"):
+                            sec = errgroup(impl, threads, s.tasks, s.timeout)
+                        else:
+                            s.step(f"{shape} [{impl.name}] x{threads}")
+                            continue
                         samples.setdefault((shape, impl.name), []).append(threads * s.tasks / sec)
                         s.step(f"{shape} [{impl.name}] x{threads}")
         finally:
