@@ -233,6 +233,9 @@ cdef class WaitGroup:
     def __cinit__(self):
         cy_wg_init(&self.wg)
 
+    def __init__(self):
+        pass                        # rejects arguments, as the pure twin does
+
     def add(self, delta=1):
         """Add ``delta`` (may be negative) to the counter."""
         _wg_add(&self.wg, _index(delta, -(1LL << 40), 1LL << 40))
@@ -422,6 +425,9 @@ cdef class Once:
     def __cinit__(self):
         cy_once_init(&self.o)
 
+    def __init__(self):
+        pass                        # rejects arguments, as the pure twin does
+
     @property
     def done(self):
         """Whether ``fn`` has been called and has returned (or raised)."""
@@ -476,6 +482,9 @@ cdef class _OnceCall:
         _check_callable(fn)
         cy_once_init(&self.o)
         self.fn = fn
+
+    def __repr__(self):
+        return f"{_where(self)}: {'done' if cy_once_is_done(&self.o) else 'not done'}>"
 
 
 cdef object _once_call(_OnceCall self, str name):
@@ -665,9 +674,13 @@ cdef class BoundedSemaphore(Semaphore):
 # ---------------------------------------------------------------- WeightedSemaphore
 
 cdef inline int64_t _units(object n) except? -1:
+    """n as units: 0 .. 2**63-1, or -2 for more than that (which no
+    semaphore can hold: callers turn it into their "too big" outcome)."""
     cdef int64_t k = 1 if n is 1 else _index(n, -1, CY_WSEM_MAX)
-    if k < 0:
+    if k == -1:
         raise ValueError("n must be >= 0")
+    if k == CY_WSEM_MAX and n != CY_WSEM_MAX:
+        return -2
     return k
 
 
@@ -724,7 +737,7 @@ cdef class WeightedSemaphore:
         gives back any units granted at that moment)."""
         cdef int64_t k = _units(n)
         cdef int64_t ns = _timeout_ns(timeout)
-        if k > self.s.size:
+        if k < 0 or k > self.s.size:
             raise ValueError("n exceeds semaphore size")
         if ctx is not None:
             return _wsem_acquire_ctx(&self.s, k, _ctx_wait(ctx, ns))
@@ -755,11 +768,12 @@ cdef class WeightedSemaphore:
     def try_acquire(self, n=1):
         """Take ``n`` units only if they are free and nobody is waiting."""
         cdef int64_t k = _units(n)
-        return k <= self.s.size and cy_wsem_try_acquire(&self.s, k)
+        return 0 <= k <= self.s.size and cy_wsem_try_acquire(&self.s, k)
 
     def release(self, n=1):
         """Return ``n`` units; waiters are served in order while they fit."""
-        if cy_wsem_release(&self.s, _units(n)) != 0:
+        cdef int64_t k = _units(n)
+        if k < 0 or cy_wsem_release(&self.s, k) != 0:
             raise ValueError("semaphore: released more than held")
 
     def __enter__(self):
@@ -813,6 +827,9 @@ cdef class Event:
 
     def __cinit__(self):
         cy_event_init(&self.e)
+
+    def __init__(self):
+        pass                        # rejects arguments, as threading.Event does
 
     def is_set(self):
         """Return True if and only if the flag is set."""
