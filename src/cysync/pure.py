@@ -19,12 +19,25 @@ Common rules (see DESIGN.md):
 - Integer arguments go through ``operator.index`` (a float is a ``TypeError``).
 - Blocking methods return ``True`` on success and ``False`` on timeout.
 - A call that raises leaves the object exactly as it was.
+- Every blocking method takes a keyword ``ctx=`` (a context from
+  ``cysync.background()``, ``with_cancel()``, ``with_timeout()``...): if the
+  context has ended at entry, or ends first, the call raises ``ctx.err()``
+  (``Canceled`` or ``DeadlineExceeded``). The wait registers a "waker" with the
+  context, which notifies the wait's Condition when the context is cancelled,
+  so the wait ends at once, without polling; the context's deadline joins the
+  call's own timeout (the earlier one wins).
+
+The contexts themselves (``cysync._context``) and ``ErrGroup``
+(``cysync._errgroup``) are shared with the C module; they are re-exported at
+the end of this module.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import operator
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -32,17 +45,42 @@ from time import monotonic as _monotonic
 from types import TracebackType
 from typing import Any, Generic, ParamSpec, TypeVar
 
+from ._context import (
+    Canceled,
+    Context,
+    ContextError,
+    DeadlineExceeded,
+    background,
+    with_cancel,
+    with_deadline,
+    with_timeout,
+    with_value,
+)
+from ._pure_defer import defer, deferrable
+
 __all__ = [
     "Barrier",
     "BoundedSemaphore",
     "BrokenBarrierError",
+    "Canceled",
+    "Context",
+    "ContextError",
+    "DeadlineExceeded",
+    "ErrGroup",
     "Event",
     "Once",
     "Semaphore",
     "WaitGroup",
     "WeightedSemaphore",
+    "background",
+    "defer",
+    "deferrable",
     "once_func",
     "once_value",
+    "with_cancel",
+    "with_deadline",
+    "with_timeout",
+    "with_value",
 ]
 
 _P = ParamSpec("_P")
@@ -91,21 +129,94 @@ def _deadline(timeout: float | None) -> float | None:
     return _monotonic() + seconds
 
 
-def _wait(cond: threading.Condition, deadline: float | None) -> bool:
+def _wait(cond: threading.Condition, deadline: float | None, cw: _CtxWait | None = None) -> bool:
     """Wait on `cond` (held by the caller) until notified or `deadline`.
 
     Returns False, without waiting, once the deadline has passed; True after a
     wait of any outcome. Callers loop and re-check their own state, which makes
     spurious and late wake-ups harmless.
+
+    With a context (`cw`, whose ``deadline`` the caller passes, or None): raises
+    the context's error, instead of waiting, once the context has ended. When
+    the deadline that passed is the context's, ends the context and returns
+    True: the caller looks at its state once more, and the next call raises.
     """
+    if cw is not None:
+        cw.check(cond)
     if deadline is None:
         cond.wait()
         return True
     left = deadline - _monotonic()
     if left <= 0:
+        if cw is not None and cw.by_ctx:
+            cw.expire(cond)
+            return True
         return False
     cond.wait(min(left, _MAX_WAIT))
     return True
+
+
+def _notify_all(cond: threading.Condition) -> None:
+    with cond:
+        cond.notify_all()
+
+
+class _CtxWait:
+    """One blocking call with ``ctx=``.
+
+    ``deadline`` is the earlier of the call's own deadline and the context's
+    (``by_ctx`` says it is the context's); the call waits with it. The first
+    time the call is about to sleep on a Condition (``check``), a waker that
+    notifies that Condition is registered with the context; ``close()``
+    removes it. Because the waker takes the Condition's lock and ``check``
+    reads ``ctx.err()`` with that lock held, a cancel cannot slip between the
+    check and the sleep: the wait ends as soon as the context is cancelled.
+    """
+
+    __slots__ = ("ctx", "deadline", "by_ctx", "waker")
+
+    def __init__(self, ctx: Context, deadline: float | None) -> None:
+        if not isinstance(ctx, Context):
+            raise TypeError("ctx must be a Context or None")
+        self.ctx = ctx
+        self.waker: Callable[[], None] | None = None
+        self.raise_if_done()  # even if the call would not block
+        ctx_deadline = ctx.deadline()
+        self.by_ctx = ctx_deadline is not None and (deadline is None or ctx_deadline <= deadline)
+        self.deadline = ctx_deadline if self.by_ctx else deadline
+
+    def raise_if_done(self) -> None:
+        err = self.ctx.err()
+        if err is not None:
+            raise err.with_traceback(None)
+
+    def check(self, cond: threading.Condition) -> None:
+        # `cond` is held: register the waker once, then look at the context.
+        if self.waker is None:
+            self.waker = functools.partial(_notify_all, cond)
+            self.ctx._add_waker(self.waker)  # False if done: raised just below
+        self.raise_if_done()
+
+    def expire(self, cond: threading.Condition) -> None:
+        # The context's deadline passed before the timer thread ended it: end
+        # it now. Not while holding `cond`: ending the context calls the
+        # wakers, ours and maybe others' on this very Condition.
+        cond.release()
+        try:
+            self.ctx._expire()
+        finally:
+            cond.acquire()
+
+    def close(self) -> None:
+        if self.waker is not None:
+            self.ctx._remove_waker(self.waker)
+            self.waker = None
+
+
+def _ctx_wait(ctx: Context | None, deadline: float | None) -> _CtxWait | None:
+    """Start a call's wait with `ctx` (None: no context); raises ctx.err() if
+    the context has ended already."""
+    return None if ctx is None else _CtxWait(ctx, deadline)
 
 
 def _check_callable(fn: object) -> None:
@@ -168,23 +279,31 @@ class WaitGroup:
         """Decrement the counter by one: ``add(-1)``."""
         self.add(-1)
 
-    def wait(self, timeout: float | None = None) -> bool:
+    def wait(self, timeout: float | None = None, *, ctx: Context | None = None) -> bool:
         """Block until the counter is zero; False if `timeout` expired first.
 
         True as soon as the counter has been zero at some moment during the
-        wait, even if it was incremented again right after.
+        wait, even if it was incremented again right after. With `ctx`,
+        raises the context's error if it has ended or ends first.
         """
         deadline = _deadline(timeout)
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
         if self._count == 0:  # fast path, no lock
             return True
         with self._cond:
             if self._count == 0:
                 return True
             generation = self._generation
-            while self._generation == generation:
-                if not _wait(self._cond, deadline):
-                    return False
-            return True
+            try:
+                while self._generation == generation:
+                    if not _wait(self._cond, deadline, cw):
+                        return False
+                return True
+            finally:
+                if cw is not None:
+                    cw.close()
 
     def go(self, fn: Callable[_P, object], /, *args: _P.args, **kwargs: _P.kwargs) -> threading.Thread:
         """Run ``fn(*args, **kwargs)`` in a new thread counted by this group.
@@ -388,25 +507,35 @@ class Semaphore:
         # In a forked child only this thread exists: a fresh lock, same value.
         self._cond = threading.Condition(threading.Lock())
 
-    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+    def acquire(
+        self, blocking: bool = True, timeout: float | None = None, *, ctx: Context | None = None
+    ) -> bool:
         """Decrement the value, blocking while it is zero.
 
         Returns True, or False if not `blocking` or `timeout` expired first.
+        With `ctx`, raises the context's error if it has ended or ends first.
         """
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
         deadline = _deadline(timeout)
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
         with self._cond:
             try:
                 while self._count == 0:
-                    if not blocking or not _wait(self._cond, deadline):
+                    if not blocking or not _wait(self._cond, deadline, cw):
                         return False
             except BaseException:
-                # Interrupted: a notify() meant for a unit that is free now
-                # may have gone to us; pass it on so no one sleeps beside it.
+                # Interrupted (or the context ended): a notify() meant for a
+                # unit that is free now may have gone to us; pass it on so no
+                # one sleeps beside it.
                 if self._count > 0:
                     self._cond.notify()
                 raise
+            finally:
+                if cw is not None:
+                    cw.close()
             self._count -= 1
             return True
 
@@ -524,16 +653,21 @@ class WeightedSemaphore:
             raise ValueError("n must be >= 0")
         return n
 
-    def acquire(self, n: int = 1, timeout: float | None = None) -> bool:
+    def acquire(self, n: int = 1, timeout: float | None = None, *, ctx: Context | None = None) -> bool:
         """Take `n` units, blocking until they are free and every earlier
         waiter has been served. False if `timeout` expired first.
 
-        ``n > size`` raises ValueError at once (it could never succeed).
+        ``n > size`` raises ValueError at once (it could never succeed). With
+        `ctx`, raises the context's error if it has ended or ends first; a
+        waiter that leaves that way lets the ones behind it proceed.
         """
         n = self._check_n(n)
         deadline = _deadline(timeout)
         if n > self._size:
             raise ValueError("n exceeds semaphore size")
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
         with self._lock:
             if not self._waiters and self._size - self._held >= n:
                 self._held += n
@@ -542,13 +676,17 @@ class WeightedSemaphore:
             try:
                 self._waiters.append(waiter)
                 while not waiter.granted:
-                    if not _wait(waiter.cond, deadline):
+                    if not _wait(waiter.cond, deadline, cw):
                         break
             except BaseException:
-                # Interrupted (a signal handler raised): leave no trace,
-                # giving back the units if they were granted meanwhile.
+                # Interrupted (a signal handler raised, or the context ended):
+                # leave no trace, giving back the units if they were granted
+                # meanwhile, and let the waiters behind us proceed.
                 self._leave(waiter)
                 raise
+            finally:
+                if cw is not None:
+                    cw.close()
             if waiter.granted:
                 # Possibly at the very moment the timeout expired: ours anyway.
                 return True
@@ -657,23 +795,31 @@ class Event:
         with self._cond:
             self._flag = False
 
-    def wait(self, timeout: float | None = None) -> bool:
+    def wait(self, timeout: float | None = None, *, ctx: Context | None = None) -> bool:
         """Block until the flag is set; False if `timeout` expired first.
 
         True if the flag was set on entry or a set() happened during the wait,
-        even if clear() followed at once.
+        even if clear() followed at once. With `ctx`, raises the context's
+        error if it has ended (even if the flag is set) or ends first.
         """
         deadline = _deadline(timeout)
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
         if self._flag:  # fast path, no lock
             return True
         with self._cond:
             if self._flag:
                 return True
             generation = self._generation
-            while self._generation == generation:
-                if not _wait(self._cond, deadline):
-                    return False
-            return True
+            try:
+                while self._generation == generation:
+                    if not _wait(self._cond, deadline, cw):
+                        return False
+                return True
+            finally:
+                if cw is not None:
+                    cw.close()
 
 
 # --- Barrier ------------------------------------------------------------------
@@ -689,8 +835,9 @@ class Barrier:
 
     The last thread to arrive runs `action` (if given) before the others are
     released; if it raises, the barrier breaks and the exception goes to that
-    thread. A wait() that times out breaks the barrier for everyone. Threads
-    that arrive while the previous round is still leaving wait for it.
+    thread. A wait() that times out breaks the barrier for everyone, and so
+    does a wait() whose context ends. Threads that arrive while the previous
+    round is still leaving wait for it.
     """
 
     def __init__(
@@ -714,13 +861,24 @@ class Barrier:
             return _repr(self, "broken")
         return _repr(self, f"waiters={self.n_waiting}/{self.parties}")
 
-    def wait(self, timeout: float | None = None) -> int:
-        """Wait for all parties; return this thread's arrival index (0 .. parties-1)."""
+    def wait(self, timeout: float | None = None, *, ctx: Context | None = None) -> int:
+        """Wait for all parties; return this thread's arrival index (0 .. parties-1).
+
+        With `ctx`, raises the context's error if it has ended or ends first;
+        the latter breaks the barrier (the others get BrokenBarrierError).
+        """
         deadline = _deadline(self._timeout if timeout is None else timeout)
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
         with self._cond:
             # Wait (without a timeout, as threading does) for the previous
             # round to drain or a reset to finish.
-            while self._state in (_DRAINING, _RESETTING):
+            # Also while the last thread of this round runs the action
+            # (still filling, but full): a newcomer belongs to the next round.
+            while self._state in (_DRAINING, _RESETTING) or (
+                self._state == _FILLING and self._count >= self._parties
+            ):
                 self._cond.wait()
             if self._state == _BROKEN:
                 raise BrokenBarrierError
@@ -730,10 +888,12 @@ class Barrier:
                 if self._count == self._parties:
                     self._run_action()
                 else:
-                    self._wait_for_release(deadline)
+                    self._wait_for_release(deadline, cw)
                 return index
             finally:
                 self._leave()
+                if cw is not None:
+                    cw.close()
 
     def _run_action(self) -> None:
         # The action runs without the lock (as in the C core): an abort() or
@@ -752,9 +912,15 @@ class Barrier:
             raise BrokenBarrierError
         self._set_state(_DRAINING)
 
-    def _wait_for_release(self, deadline: float | None) -> None:
+    def _wait_for_release(self, deadline: float | None, cw: _CtxWait | None) -> None:
         while self._state == _FILLING:
-            if not _wait(self._cond, deadline) and self._state == _FILLING:
+            try:
+                waited = _wait(self._cond, deadline, cw)
+            except BaseException:
+                if cw is not None and cw.ctx.err() is not None and self._state == _FILLING:
+                    self._set_state(_BROKEN)  # the context ended: as a timeout would
+                raise
+            if not waited and self._state == _FILLING:
                 if self._count == self._parties:
                     deadline = None  # the action is running: its outcome decides
                     continue
@@ -812,3 +978,12 @@ for _cls in (
 ):
     _cls.__module__ = "cysync"
 del _cls
+
+# --- ErrGroup (golang.org/x/sync/errgroup) ------------------------------------
+
+# Written once, in cysync._errgroup, over an implementation's primitives: here
+# the classes above. (The contexts are imported at the top of this module.)
+from ._errgroup import make_errgroup  # noqa: E402
+
+ErrGroup = make_errgroup(sys.modules[__name__])
+del make_errgroup
