@@ -151,6 +151,10 @@ cy_status cy_park(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
 {
     struct timespec abs, *tsp = NULL;
     if (deadline != CY_NO_DEADLINE) {
+        /* A past deadline would still sleep for the timer slack (50 us or
+         * more): a poll must not. */
+        if (deadline <= cy_now_ns())
+            return CY_TIMEOUT;
         abs.tv_sec = (time_t)(deadline / 1000000000);
         abs.tv_nsec = (long)(deadline % 1000000000);
         tsp = &abs;
