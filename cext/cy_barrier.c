@@ -5,7 +5,10 @@ static void set_state_locked(cy_barrier *b, int32_t state)
 {
     atomic_store_explicit(&b->state, state, CY_RELEASE);
     atomic_fetch_add_explicit(&b->epoch, 1, CY_RELEASE);
-    cy_wake(&b->epoch, CY_WAKE_ALL);
+    /* Sleepers register under mu before they let go of it, so none is
+     * missed; with none, the round trip needs no system call. */
+    if (b->sleepers != 0)
+        cy_wake(&b->epoch, CY_WAKE_ALL);
 }
 
 /* One thread leaves wait(); the last one out of a drain or reset re-opens it. */
@@ -19,6 +22,7 @@ static void leave_locked(cy_barrier *b)
 /* Sleep until `epoch` moves past e (mu released meanwhile, held on return). */
 static cy_status sleep_locked(cy_barrier *b, uint32_t e, int64_t deadline, cy_cancel *c)
 {
+    b->sleepers++;
     cy_mutex_unlock(&b->mu);
     cy_status r = CY_OK;
     int i;
@@ -27,6 +31,7 @@ static cy_status sleep_locked(cy_barrier *b, uint32_t e, int64_t deadline, cy_ca
     if (i == CY_SPIN)
         r = cy_park_cancel(&b->epoch, e, deadline, c);
     cy_mutex_lock(&b->mu);
+    b->sleepers--;
     return r;
 }
 

@@ -28,6 +28,7 @@ typedef struct {
     _Atomic int32_t state; /* written under mu; read without it only to spin */
     uint32_t count;        /* threads inside wait(); guarded by mu */
     uint32_t parties;
+    uint32_t sleepers;     /* threads between unlocking mu to sleep and relocking it; guarded by mu */
 } cy_barrier;
 
 static inline void cy_barrier_init(cy_barrier *b, uint32_t parties)
@@ -37,6 +38,7 @@ static inline void cy_barrier_init(cy_barrier *b, uint32_t parties)
     atomic_init(&b->state, CY_BARRIER_FILLING);
     b->count = 0;
     b->parties = parties;
+    b->sleepers = 0;
 }
 
 /* Enter (waiting while the barrier drains or resets) and take an arrival
