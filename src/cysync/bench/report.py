@@ -171,6 +171,8 @@ TARGETS = [
            ("WeightedSemaphore acquire(1)+release(1)", "c"), (F_NAME, "floor"), 6),
     Target("Event is_set(), c / F", "ops", ("Event is_set()", "c"), (F_NAME, "floor"), 1.5),
     Target("Event set()+clear(), c / F", "ops", ("Event set()+clear()", "c"), (F_NAME, "floor"), 4),
+    Target("@deferrable fn with defer(wg.done), c / try/finally", "ops",
+           ("fn: wg.add(1), defer(wg.done)", "c"), ("fn: wg.add(1), try/finally wg.done()", "c"), 4),
     Target("Semaphore pair round trip, c / stdlib", "handoff", ("Semaphore pair", "c"),
            ("Semaphore pair", "stdlib"), 0.8),
     Target("Barrier(2) round trip, c / stdlib", "handoff", ("Barrier(2)", "c"),

@@ -92,6 +92,18 @@ def _barrier1(m: Impl) -> dict[str, Any]:
     return {"b": m.Barrier(1)}
 
 
+def _handlers(m: Impl) -> dict[str, Any]:
+    # The same function written with try/finally and with Go's defer: the
+    # article's `wg.Add(1); defer wg.Done()` shape.
+    ns: dict[str, Any] = {"wg": m.WaitGroup(), "deferrable": m.deferrable, "defer": m.defer}
+    exec(
+        "def tf():\n    wg.add(1)\n    try:\n        pass\n    finally:\n        wg.done()\n"
+        "@deferrable\ndef df():\n    wg.add(1)\n    defer(wg.done)\n",
+        ns,
+    )
+    return {"tf": ns["tf"], "df": ns["df"]}
+
+
 def _lock(m: Impl) -> dict[str, Any]:
     return {"lk": threading.Lock()}
 
@@ -127,6 +139,8 @@ OPS = [
     Op("Event set()+clear()", ("Event",), _event_clear, "ev.set(); ev.clear()"),
     Op("Event wait() when set", ("Event",), _event_set, "ev.wait()"),
     Op("Barrier(1).wait()", ("Barrier",), _barrier1, "b.wait()"),
+    Op("fn: wg.add(1), try/finally wg.done()", ("WaitGroup", "deferrable", "defer"), _handlers, "tf()"),
+    Op("fn: wg.add(1), defer(wg.done)", ("WaitGroup", "deferrable", "defer"), _handlers, "df()"),
 ]
 
 # Only WaitGroup and Once have a peer in pygolang; its waits take no timeout,
