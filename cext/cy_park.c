@@ -83,7 +83,22 @@ static struct bucket {
 } buckets[NBUCKETS];
 static pthread_once_t buckets_once = PTHREAD_ONCE_INIT;
 
-static void buckets_init(void)
+/* fork(): the child gets the buckets as they were at that instant,
+ * possibly locked by a thread that does not exist there.  Take them all
+ * around the fork and give the child fresh ones. */
+static void buckets_prefork(void)
+{
+    for (int i = 0; i < NBUCKETS; i++)
+        pthread_mutex_lock(&buckets[i].mu);
+}
+
+static void buckets_parent(void)
+{
+    for (int i = NBUCKETS - 1; i >= 0; i--)
+        pthread_mutex_unlock(&buckets[i].mu);
+}
+
+static void buckets_fresh(void)
 {
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -95,6 +110,12 @@ static void buckets_init(void)
         pthread_cond_init(&buckets[i].cv, &attr);
     }
     pthread_condattr_destroy(&attr);
+}
+
+static void buckets_init(void)
+{
+    buckets_fresh();
+    pthread_atfork(buckets_prefork, buckets_parent, buckets_fresh);
 }
 
 static struct bucket *bucket_of(const void *addr)
