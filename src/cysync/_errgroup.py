@@ -230,10 +230,12 @@ class ErrGroupBase:
                 self._record(exc)
             finally:
                 fn = args = kwargs = None  # free them before wait() returns
-                if sem is not None:
-                    sem.release()
+                # Idle before the slot is free: a go() that gets the slot
+                # must find this worker, not start another.
                 with self._lock:
                     self._idle += 1
+                if sem is not None:
+                    sem.release()
                 self._wg.done()
 
     def _record(self, exc: BaseException) -> None:
