@@ -458,7 +458,7 @@ for key in ("bar1", "bar2", "bar3_timeout"):
 
 
 @pytest.mark.parametrize("name", ["WaitGroup", "Once", "Event"])
-def test_constructors_without_parameters_reject_arguments(impl, name, request):
+def test_constructors_without_parameters_reject_arguments(impl, name):
     cls = getattr(impl, name)
     with pytest.raises(TypeError):
         cls(1)

@@ -384,7 +384,8 @@ def test_no_growth(impl, primitive, total_ops):
     n, traced, rss = measure(cycle, per, total_ops)
     fig = LeakFigure(impl=impl_id(impl), primitive=primitive, ops=n * per, traced_growth=traced,
                      rss_growth=rss, seconds=time.perf_counter() - t0,
-                     python=f"{sys.version_info.major}.{sys.version_info.minor}")
+                     python=f"{sys.version_info.major}.{sys.version_info.minor}"
+                     + ("t" if FREE_THREADED else ""))
     FIGURES.append(fig)
     print(fig.line())
     assert traced <= TRACED_SLACK, f"traced memory grew by {traced} B over {n * per} operations"

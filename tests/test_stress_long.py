@@ -31,8 +31,10 @@ sections far more often than by default.
 Two sizes: ``quick`` (not marked: a few seconds for the whole file, run by
 default and in CI) and ``long`` (marked ``slow``, deselected by default; run
 ``pytest -m slow tests/test_stress_long.py -s``), each long test bounded to
-well under 60 s on two cores. ``CYSYNC_STRESS_LONG=N`` multiplies the long
-sizes. The figures are printed at the end of the module (always) and with
+well under 60 s on two cores: it stops after its size or after
+``CYSYNC_STRESS_BUDGET`` seconds (35), whichever comes first, and reports the
+operations it did. ``CYSYNC_STRESS_LONG=N`` multiplies the long sizes and the
+budget. The figures are printed at the end of the module (always) and with
 ``-s`` after each test; ``CYSYNC_STRESS_REPORT=path`` appends them as JSON lines.
 """
 
