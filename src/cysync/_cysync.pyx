@@ -574,6 +574,18 @@ cdef object _sema_acquire(Semaphore self, object blocking, object timeout, objec
     return _sema_acquire_slow(&self.s, ns)
 
 
+cdef inline object _sema_enter(Semaphore self):
+    if cy_sema_try_acquire(&self.s):
+        return True
+    return _sema_acquire_slow(&self.s, -1)
+
+
+cdef inline int _sema_exit(Semaphore self) except -1:
+    if cy_sema_release(&self.s, 1, self.bound) != 0:
+        _sema_release(self, 1)   # raises the right error
+    return 0
+
+
 cdef int _sema_release(Semaphore self, object n) except -1:
     cdef int64_t k = 1 if n is 1 else _index(n, 0, <int64_t>CY_SEMA_MAX + 1)
     if k < 1:
@@ -608,17 +620,14 @@ cdef class Semaphore:
         return _sema_acquire(self, blocking, timeout, ctx)
 
     def __enter__(self):
-        if cy_sema_try_acquire(&self.s):
-            return True
-        return _sema_acquire_slow(&self.s, -1)
+        return _sema_enter(self)
 
     def release(self, n=1):
         """Return ``n`` units, waking up to ``n`` waiters."""
         _sema_release(self, n)
 
     def __exit__(self, t, v, tb):
-        if cy_sema_release(&self.s, 1, self.bound) != 0:
-            _sema_release(self, 1)   # raises the right error
+        _sema_exit(self)
 
     def _at_fork_reinit(self):
         """After fork(): the threads that slept here are gone."""
@@ -651,17 +660,14 @@ cdef class BoundedSemaphore(Semaphore):
         return _sema_acquire(self, blocking, timeout, ctx)
 
     def __enter__(self):
-        if cy_sema_try_acquire(&self.s):
-            return True
-        return _sema_acquire_slow(&self.s, -1)
+        return _sema_enter(self)
 
     def release(self, n=1):
         """Return ``n`` units; more than were acquired is a ValueError."""
         _sema_release(self, n)
 
     def __exit__(self, t, v, tb):
-        if cy_sema_release(&self.s, 1, self.bound) != 0:
-            _sema_release(self, 1)   # raises the right error
+        _sema_exit(self)
 
     @property
     def _initial_value(self):
