@@ -86,6 +86,7 @@ static pthread_once_t buckets_once = PTHREAD_ONCE_INIT;
 /* fork(): the child gets the buckets as they were at that instant,
  * possibly locked by a thread that does not exist there.  Take them all
  * around the fork and give the child fresh ones. */
+#if !defined(_WIN32)
 static void buckets_prefork(void)
 {
     for (int i = 0; i < NBUCKETS; i++)
@@ -97,6 +98,7 @@ static void buckets_parent(void)
     for (int i = NBUCKETS - 1; i >= 0; i--)
         pthread_mutex_unlock(&buckets[i].mu);
 }
+#endif
 
 static void buckets_fresh(void)
 {
@@ -115,7 +117,9 @@ static void buckets_fresh(void)
 static void buckets_init(void)
 {
     buckets_fresh();
+#if !defined(_WIN32) /* no fork() there (and no pthread_atfork in winpthreads) */
     pthread_atfork(buckets_prefork, buckets_parent, buckets_fresh);
+#endif
 }
 
 static struct bucket *bucket_of(const void *addr)
