@@ -412,8 +412,17 @@ class _OnceCall:
     def __repr__(self) -> str:
         return _repr(self, "done" if self._done else "not done")
 
-    # __call__ (in the subclasses) reads _done without the lock: _result and
-    # _exc are written before _done turns True.
+    def _outcome(self) -> Any:
+        """fn's result, running fn first if nobody has; re-raises what fn raised.
+
+        Reads _done without the lock: _result and _exc are written before
+        _done turns True.
+        """
+        if not self._done:
+            self._run_once()
+        if self._exc is not None:
+            raise self._exc.with_traceback(self._tb)
+        return self._result
 
     def _run_once(self) -> None:
         me = threading.get_ident()
@@ -451,11 +460,7 @@ class once_func(_OnceCall):
         super().__init__(fn)
 
     def __call__(self) -> None:
-        if not self._done:
-            self._run_once()
-        if self._exc is not None:
-            raise self._exc.with_traceback(self._tb)
-        return None
+        self._outcome()
 
 
 class once_value(_OnceCall, Generic[_T]):
@@ -470,11 +475,7 @@ class once_value(_OnceCall, Generic[_T]):
         super().__init__(fn)
 
     def __call__(self) -> _T:
-        if not self._done:
-            self._run_once()
-        if self._exc is not None:
-            raise self._exc.with_traceback(self._tb)
-        return self._result  # type: ignore[no-any-return]
+        return self._outcome()  # type: ignore[no-any-return]
 
 
 # --- Semaphore, BoundedSemaphore (drop-ins for threading) ---------------------
