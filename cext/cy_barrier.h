@@ -1,74 +1,113 @@
 /* cy_barrier.h - threading.Barrier's state machine, in C.
  *
- * The same four states as CPython's Lib/threading.py: FILLING (threads
- * arrive), DRAINING (all arrived; they leave before anyone may enter again),
- * RESETTING (reset() while threads wait: they leave with BrokenBarrierError)
- * and BROKEN.  The fields change under a small mutex that nobody holds while
- * sleeping; sleepers park on `epoch`, which moves on every change they may
- * be waiting for.  The action is Python, so the C core only tells the last
- * arriving thread to run it (CY_BARRIER_LAST) and hears back how it went.
- * The action runs without the mutex: abort() or reset() meanwhile take effect
- * at once and the last thread then gets BrokenBarrierError (threading would
- * make them wait for the action); a waiter whose timeout runs out while the
+ * The states of CPython's Lib/threading.py but one: FILLING (threads arrive),
+ * RESETTING (reset() while threads wait: they leave with BrokenBarrierError,
+ * and the last one out re-opens the barrier) and BROKEN.  threading also has
+ * DRAINING: once released, its threads must all leave wait() before anyone
+ * may enter again, so a thread that goes straight back to the barrier waits
+ * for the others to wake, which costs a second wake-up per round.  Here a
+ * release ends the round instead: `round` moves on, `count` starts again at
+ * 0, and the released threads need nothing more from the barrier (each
+ * holds a ticket with the round it arrived in).  A thread that arrives
+ * before the others have woken belongs to the next round, as it would once
+ * they had left in threading; an abort() or reset() after the release does
+ * not reach the released threads (in threading it reaches those that have
+ * not woken yet).
+ *
+ * The fields change under a small mutex that nobody holds while sleeping;
+ * sleepers park on `epoch`, which moves on every change they may be waiting
+ * for.  The action is Python, so the C core only tells the last arriving
+ * thread to run it (CY_BARRIER_LAST) and hears back how it went.  The action
+ * runs without the mutex: abort() or reset() meanwhile take effect at once
+ * and the last thread then gets BrokenBarrierError (threading would make
+ * them wait for the action); a waiter whose timeout runs out while the
  * action runs waits for its outcome (as in threading).
  */
 #ifndef CY_BARRIER_H
 #define CY_BARRIER_H
 
 #include "cy_cancel.h"
+#include "cy_spin.h"
 
-enum { CY_BARRIER_FILLING = 0, CY_BARRIER_DRAINING = 1, CY_BARRIER_RESETTING = -1, CY_BARRIER_BROKEN = -2 };
+enum { CY_BARRIER_FILLING = 0, CY_BARRIER_RESETTING = -1, CY_BARRIER_BROKEN = -2 };
 
 /* Results beyond cy_status's CY_OK / CY_TIMEOUT / CY_INTR. */
 enum { CY_BARRIER_LAST = 16, CY_BARRIER_BROKEN_ERR = 17 };
 
 typedef struct {
     cy_mutex mu;
-    _Atomic uint32_t epoch;
-    _Atomic int32_t state; /* written under mu; read without it only to spin */
-    uint32_t count;        /* threads inside wait(); guarded by mu */
+    _Atomic uint32_t epoch; /* the futex word; moves on every state change and release */
+    _Atomic int32_t state;  /* written under mu; read without it only to spin */
+    uint64_t round;         /* rounds released so far; guarded by mu */
+    uint32_t count;         /* threads arrived in this round, not yet released or gone; guarded by mu */
     uint32_t parties;
-    uint32_t sleepers;     /* threads between unlocking mu to sleep and relocking it; guarded by mu */
+    uint32_t sleepers;      /* threads parked (or about to) on epoch; guarded by mu */
+    _Atomic uint32_t arrivals; /* counts every arrival; written under mu, watched by a lingering thread */
+    _Atomic uint32_t lingering; /* 1 while a released thread lingers */
+    cy_spinner spin;
 } cy_barrier;
+
+/* What a thread holds between arriving and leaving. */
+typedef struct {
+    uint32_t index;    /* arrival index, 0 .. parties-1 */
+    uint32_t epoch;    /* the epoch it arrived at: a spinning waiter watches for a move */
+    uint64_t round;    /* the round it arrived in */
+    int64_t linger_ns; /* set by the caller before awaiting; see cy_barrier_await_ctx */
+} cy_barrier_ticket;
 
 static inline void cy_barrier_init(cy_barrier *b, uint32_t parties)
 {
     cy_mutex_init(&b->mu);
     atomic_init(&b->epoch, 0);
     atomic_init(&b->state, CY_BARRIER_FILLING);
+    b->round = 0;
     b->count = 0;
     b->parties = parties;
     b->sleepers = 0;
+    atomic_init(&b->arrivals, 0);
+    atomic_init(&b->lingering, 0);
+    cy_spinner_init(&b->spin);
 }
 
-/* Enter (waiting while the barrier drains or resets) and take an arrival
- * index: CY_OK, or CY_BARRIER_LAST (the caller runs the action and then
- * calls cy_barrier_action_done), CY_BARRIER_BROKEN_ERR, or CY_INTR (not
- * entered; call again after running signal handlers).  With block == 0 it
- * returns CY_TIMEOUT instead of waiting (so callers can try first without
- * releasing the GIL). */
-int cy_barrier_arrive(cy_barrier *b, uint32_t *index, int block);
+/* Enter (waiting while a reset finishes or the last thread of this round
+ * runs the action) and take a ticket: CY_OK, or CY_BARRIER_LAST (the caller
+ * runs the action and then calls cy_barrier_action_done),
+ * CY_BARRIER_BROKEN_ERR, or CY_INTR (not entered; call again after running
+ * signal handlers).  With block == 0 it returns CY_TIMEOUT instead of waiting
+ * (so callers can try first without releasing the GIL). */
+int cy_barrier_arrive(cy_barrier *b, cy_barrier_ticket *t, int block);
 
 /* After CY_OK from arrive: wait for the others.  CY_OK when released,
  * CY_BARRIER_BROKEN_ERR when broken, reset or timed out (a timeout breaks
  * the barrier, as in threading), CY_INTR (still inside: call again, or
  * cy_barrier_leave if the signal handler raised), CY_CANCELLED when `c`
  * (may be NULL) fired: the barrier is broken as by a timeout, and the
- * caller has left. */
-int cy_barrier_await_ctx(cy_barrier *b, int64_t deadline, cy_cancel *c);
+ * caller has left.  A release wins over a timeout, a signal or a
+ * cancellation that comes with it.
+ *
+ * It spins before it parks, as cy_spin.h learns.  With t->linger_ns > 0,
+ * a released thread that finds nobody in the next round yet spins up to
+ * that long for the first arrival before it returns.  That is for callers
+ * that must next take a lock the releasing thread holds (Python's GIL,
+ * which the last thread to arrive keeps): taking it at once would put them
+ * to sleep until the releaser lets go, and cost a second wake-up; a
+ * releaser that comes straight back to the barrier lets go as it arrives.
+ * Only one thread lingers at a time. */
+int cy_barrier_await_ctx(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline, cy_cancel *c);
 
-static inline int cy_barrier_await(cy_barrier *b, int64_t deadline)
+static inline int cy_barrier_await(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline)
 {
-    return cy_barrier_await_ctx(b, deadline, NULL);
+    return cy_barrier_await_ctx(b, t, deadline, NULL);
 }
 
 /* The last thread reports its action: ok != 0 releases everyone (CY_OK, or
- * CY_BARRIER_BROKEN_ERR if the barrier was aborted meanwhile); ok == 0
- * breaks the barrier.  Either way the caller has left. */
+ * CY_BARRIER_BROKEN_ERR if the barrier was aborted or reset meanwhile);
+ * ok == 0 breaks the barrier.  Either way the caller has left. */
 int cy_barrier_action_done(cy_barrier *b, int ok);
 
-/* Leave without waiting (a signal handler raised while inside). */
-void cy_barrier_leave(cy_barrier *b);
+/* Leave without waiting (a signal handler raised while inside); nothing to
+ * do if the ticket's round was released meanwhile. */
+void cy_barrier_leave(cy_barrier *b, const cy_barrier_ticket *t);
 
 void cy_barrier_reset(cy_barrier *b);
 void cy_barrier_abort(cy_barrier *b);

@@ -196,6 +196,38 @@ def test_reset(impl, tools):
     assert sorted(tools.run_threads([functools.partial(b.wait, tools.TIMEOUT)] * 3)) == [0, 1, 2]
 
 
+def test_release_is_final(impl, tools):
+    """A release ends the round at once: an abort() right after it, before the
+    released thread has woken, does not take the release back (in threading
+    it can: the released must first leave, and until then the abort reaches
+    them). Both orders of the waiter's wake-up and the abort occur here."""
+    b = impl.Barrier(2)
+    for _ in range(100):
+        waiter = tools.spawn(b.wait, tools.TIMEOUT)
+        tools.wait_until(lambda: b.n_waiting == 1)
+        assert b.wait(tools.TIMEOUT) == 1
+        b.abort()
+        assert waiter.join() == 0
+        assert b.broken and b.n_waiting == 0
+        b.reset()
+
+
+def test_lockstep_rounds(impl, tools):
+    """Two threads that go straight back to the barrier (the round trip that
+    cysync-bench times) keep in step: every round hands out 0 and 1."""
+    b = impl.Barrier(2)
+    rounds = 2000
+    got = {0: [], 1: []}
+
+    def side(me):
+        for _ in range(rounds):
+            got[me].append(b.wait(tools.TIMEOUT))
+
+    tools.run_threads([functools.partial(side, 0), functools.partial(side, 1)])
+    assert all(sorted(pair) == [0, 1] for pair in zip(got[0], got[1]))
+    assert b.n_waiting == 0 and not b.broken
+
+
 def test_reset_after_abort(impl, tools):
     b = impl.Barrier(2)
     b.abort()

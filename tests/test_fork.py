@@ -421,10 +421,10 @@ def test_child_weighted_without_reinit(impl, tools):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "bug/limitation: after fork, a Barrier that had a waiter keeps it counted inside wait() for "
-    "ever: the first full round in the child leaves the barrier draining for good (the vanished "
-    "thread never leaves) and reset() leaves it resetting for good, so every later wait() blocks "
-    "until its timeout; there is no Barrier._at_fork_reinit (threading.Barrier has the same flaw)"))
+    "bug/limitation: after fork, a Barrier that had a waiter keeps it counted in the current "
+    "round for ever: reset() then waits for the vanished thread to leave, so the barrier stays "
+    "resetting for good and every later wait() blocks until its timeout; there is no "
+    "Barrier._at_fork_reinit (threading.Barrier has the same flaw)"))
 def test_child_barrier_with_waiter_at_fork(impl, tools):
     blocked = Blocked(impl, tools)
     try:

@@ -1,6 +1,6 @@
-/* test_barrier.c - cy_barrier: threading.Barrier's states (filling, draining,
- * resetting, broken), the action, timeouts, abort/reset, and many threads
- * going through many rounds. */
+/* test_barrier.c - cy_barrier: threading.Barrier's states (filling,
+ * resetting, broken; a release ends the round at once), the action,
+ * timeouts, abort/reset, and many threads going through many rounds. */
 #include "cytest.h"
 #include "cywait.h"
 
@@ -18,18 +18,19 @@ static uint32_t count_of(cy_barrier *b)
 }
 
 /* Every await in this file goes through here: CY_INTR means "wait again". */
-static int await_(cy_barrier *b, int64_t deadline)
+static int await_(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline)
 {
     int r;
-    while ((r = cy_barrier_await(b, deadline)) == CY_INTR) {
+    while ((r = cy_barrier_await(b, t, deadline)) == CY_INTR) {
     }
     return r;
 }
 
-static int arrive_(cy_barrier *b, uint32_t *index)
+static int arrive_(cy_barrier *b, cy_barrier_ticket *t)
 {
     int r;
-    while ((r = cy_barrier_arrive(b, index, 1)) == CY_INTR) {
+    t->linger_ns = 0;
+    while ((r = cy_barrier_arrive(b, t, 1)) == CY_INTR) {
     }
     return r;
 }
@@ -41,11 +42,12 @@ static void test_one_party(void)
     cy_barrier b;
     cy_barrier_init(&b, 1);
     for (int i = 0; i < 100; i++) {
-        uint32_t idx = 99;
-        CHECK_EQ(arrive_(&b, &idx), CY_BARRIER_LAST);
-        CHECK_EQ(idx, 0);
+        cy_barrier_ticket t = {99, 0, 0, 0};
+        CHECK_EQ(arrive_(&b, &t), CY_BARRIER_LAST);
+        CHECK_EQ(t.index, 0);
+        CHECK_EQ(t.round, (uint64_t)i);
         CHECK_EQ(cy_barrier_action_done(&b, 1), CY_OK);
-        CHECK_EQ(state(&b), CY_BARRIER_FILLING); /* drained at once */
+        CHECK_EQ(state(&b), CY_BARRIER_FILLING);
         CHECK_EQ(count_of(&b), 0);
     }
     CHECK(!cy_barrier_broken(&b));
@@ -55,93 +57,101 @@ static void test_one_party(void)
 static void test_states(void)
 {
     cy_barrier b;
-    uint32_t i0 = 9, i1 = 9, i2 = 9;
+    cy_barrier_ticket t0, t1, t2, t3;
     cy_barrier_init(&b, 3);
     CHECK_EQ(cy_barrier_n_waiting(&b), 0);
-    CHECK_EQ(arrive_(&b, &i0), CY_OK);
-    CHECK_EQ(arrive_(&b, &i1), CY_OK);
+    CHECK_EQ(arrive_(&b, &t0), CY_OK);
+    CHECK_EQ(arrive_(&b, &t1), CY_OK);
     CHECK_EQ(cy_barrier_n_waiting(&b), 2);
-    CHECK_EQ(arrive_(&b, &i2), CY_BARRIER_LAST);
-    CHECK_EQ(i0, 0);
-    CHECK_EQ(i1, 1);
-    CHECK_EQ(i2, 2);
+    CHECK_EQ(arrive_(&b, &t2), CY_BARRIER_LAST);
+    CHECK_EQ(t0.index, 0);
+    CHECK_EQ(t1.index, 1);
+    CHECK_EQ(t2.index, 2);
+    CHECK_EQ(cy_barrier_n_waiting(&b), 3); /* the action runs */
+    CHECK_EQ(cy_barrier_arrive(&b, &t3, 0), CY_TIMEOUT); /* a newcomer waits for the next round */
     CHECK_EQ(cy_barrier_action_done(&b, 1), CY_OK);
-    CHECK_EQ(state(&b), CY_BARRIER_DRAINING);
-    CHECK_EQ(cy_barrier_n_waiting(&b), 0); /* draining: nobody "waiting" */
-    CHECK_EQ(count_of(&b), 2);
-    /* entering waits while it drains; block == 0 says so instead */
-    uint32_t ix = 77;
-    CHECK_EQ(cy_barrier_arrive(&b, &ix, 0), CY_TIMEOUT);
-    CHECK_EQ(ix, 77);
-    CHECK_EQ(count_of(&b), 2);
-    CHECK_EQ(await_(&b, cytest_deadline(1)), CY_OK);
-    CHECK_EQ(state(&b), CY_BARRIER_DRAINING);
-    CHECK_EQ(await_(&b, cy_now_ns() - 1), CY_OK); /* released already: no timeout */
-    CHECK_EQ(state(&b), CY_BARRIER_FILLING);       /* the last one out re-opens */
+    /* the release ends the round at once: nobody waits for the released to wake */
+    CHECK_EQ(state(&b), CY_BARRIER_FILLING);
     CHECK_EQ(count_of(&b), 0);
+    CHECK_EQ(cy_barrier_n_waiting(&b), 0);
+    CHECK_EQ(cy_barrier_arrive(&b, &t3, 0), CY_OK); /* the next round */
+    CHECK_EQ(t3.index, 0);
+    CHECK_EQ(t3.round, t0.round + 1);
+    CHECK_EQ(cy_barrier_n_waiting(&b), 1);
+    /* what happens to the next round does not reach the released ones */
+    cy_barrier_abort(&b);
+    CHECK_EQ(await_(&b, &t0, cytest_deadline(1)), CY_OK);
+    CHECK_EQ(await_(&b, &t1, cy_now_ns() - 1), CY_OK); /* released already: no timeout */
+    cy_barrier_leave(&b, &t1);                          /* nor anything to leave */
+    CHECK_EQ(count_of(&b), 1);
+    CHECK_EQ(await_(&b, &t3, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
+    CHECK_EQ(count_of(&b), 0);
+    cy_barrier_reset(&b);
+    CHECK_EQ(state(&b), CY_BARRIER_FILLING);
 
     /* the action fails: broken for everyone */
-    CHECK_EQ(arrive_(&b, &i0), CY_OK);
-    CHECK_EQ(arrive_(&b, &i1), CY_OK);
-    CHECK_EQ(arrive_(&b, &i2), CY_BARRIER_LAST);
+    CHECK_EQ(arrive_(&b, &t0), CY_OK);
+    CHECK_EQ(arrive_(&b, &t1), CY_OK);
+    CHECK_EQ(arrive_(&b, &t2), CY_BARRIER_LAST);
     CHECK_EQ(cy_barrier_action_done(&b, 0), CY_BARRIER_BROKEN_ERR);
     CHECK(cy_barrier_broken(&b));
-    CHECK_EQ(await_(&b, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
-    CHECK_EQ(await_(&b, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
+    CHECK_EQ(await_(&b, &t0, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
+    CHECK_EQ(await_(&b, &t1, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
     CHECK_EQ(count_of(&b), 0);
     CHECK_EQ(state(&b), CY_BARRIER_BROKEN); /* stays broken with nobody inside */
-    CHECK_EQ(arrive_(&b, &i0), CY_BARRIER_BROKEN_ERR);
+    CHECK_EQ(arrive_(&b, &t0), CY_BARRIER_BROKEN_ERR);
     CHECK_EQ(count_of(&b), 0);
     cy_barrier_reset(&b); /* nobody inside: filling at once */
     CHECK_EQ(state(&b), CY_BARRIER_FILLING);
     CHECK(!cy_barrier_broken(&b));
 
     /* a timeout breaks it */
-    CHECK_EQ(arrive_(&b, &i0), CY_OK);
-    CHECK_EQ(await_(&b, cytest_deadline(0.01)), CY_BARRIER_BROKEN_ERR);
+    CHECK_EQ(arrive_(&b, &t0), CY_OK);
+    CHECK_EQ(await_(&b, &t0, cytest_deadline(0.01)), CY_BARRIER_BROKEN_ERR);
     CHECK(cy_barrier_broken(&b));
     CHECK_EQ(count_of(&b), 0);
     cy_barrier_reset(&b);
 
     /* reset with threads inside: they leave broken, the last one re-opens */
-    CHECK_EQ(arrive_(&b, &i0), CY_OK);
-    CHECK_EQ(arrive_(&b, &i1), CY_OK);
+    CHECK_EQ(arrive_(&b, &t0), CY_OK);
+    CHECK_EQ(arrive_(&b, &t1), CY_OK);
     cy_barrier_reset(&b);
     CHECK_EQ(state(&b), CY_BARRIER_RESETTING);
-    CHECK_EQ(await_(&b, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
+    CHECK_EQ(cy_barrier_arrive(&b, &t3, 0), CY_TIMEOUT); /* newcomers wait for it */
+    CHECK_EQ(await_(&b, &t0, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
     CHECK_EQ(state(&b), CY_BARRIER_RESETTING);
-    cy_barrier_leave(&b); /* the other one left through a signal handler */
+    cy_barrier_leave(&b, &t1); /* the other one left through a signal handler */
     CHECK_EQ(state(&b), CY_BARRIER_FILLING);
     CHECK_EQ(count_of(&b), 0);
 
     /* reset of a broken barrier with someone inside: resetting, not filling */
-    CHECK_EQ(arrive_(&b, &i0), CY_OK);
+    CHECK_EQ(arrive_(&b, &t0), CY_OK);
     cy_barrier_abort(&b);
     CHECK(cy_barrier_broken(&b));
     cy_barrier_reset(&b);
     CHECK_EQ(state(&b), CY_BARRIER_RESETTING);
-    CHECK_EQ(await_(&b, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
+    CHECK_EQ(await_(&b, &t0, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
     CHECK_EQ(state(&b), CY_BARRIER_FILLING);
 
     /* abort while the action runs: the last thread gets broken too */
-    CHECK_EQ(arrive_(&b, &i0), CY_OK);
-    CHECK_EQ(arrive_(&b, &i1), CY_OK);
-    CHECK_EQ(arrive_(&b, &i2), CY_BARRIER_LAST);
+    CHECK_EQ(arrive_(&b, &t0), CY_OK);
+    CHECK_EQ(arrive_(&b, &t1), CY_OK);
+    CHECK_EQ(arrive_(&b, &t2), CY_BARRIER_LAST);
     cy_barrier_abort(&b);
     CHECK_EQ(cy_barrier_action_done(&b, 1), CY_BARRIER_BROKEN_ERR);
-    CHECK_EQ(await_(&b, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
-    CHECK_EQ(await_(&b, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
+    CHECK_EQ(await_(&b, &t0, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
+    CHECK_EQ(await_(&b, &t1, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
     cy_barrier_reset(&b);
 
     /* reset while the action runs */
-    CHECK_EQ(arrive_(&b, &i0), CY_OK);
-    CHECK_EQ(arrive_(&b, &i1), CY_OK);
-    CHECK_EQ(arrive_(&b, &i2), CY_BARRIER_LAST);
+    CHECK_EQ(arrive_(&b, &t0), CY_OK);
+    CHECK_EQ(arrive_(&b, &t1), CY_OK);
+    CHECK_EQ(arrive_(&b, &t2), CY_BARRIER_LAST);
     cy_barrier_reset(&b);
     CHECK_EQ(state(&b), CY_BARRIER_RESETTING);
     CHECK_EQ(cy_barrier_action_done(&b, 1), CY_BARRIER_BROKEN_ERR);
-    CHECK_EQ(await_(&b, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
-    CHECK_EQ(await_(&b, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
+    CHECK_EQ(await_(&b, &t0, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
+    CHECK_EQ(await_(&b, &t1, cytest_deadline(1)), CY_BARRIER_BROKEN_ERR);
     CHECK_EQ(state(&b), CY_BARRIER_FILLING);
     CHECK_EQ(count_of(&b), 0);
 }
@@ -150,6 +160,7 @@ static void test_states(void)
 
 struct late {
     cy_barrier b;
+    cy_barrier_ticket t0;
     _Atomic int waiter_done;
     int result;
 };
@@ -157,7 +168,7 @@ struct late {
 static void *late_waiter(void *p)
 {
     struct late *l = p;
-    l->result = await_(&l->b, cytest_deadline(0.02)); /* runs out during the action */
+    l->result = await_(&l->b, &l->t0, cytest_deadline(0.02)); /* runs out during the action */
     atomic_store(&l->waiter_done, 1);
     return NULL;
 }
@@ -165,12 +176,12 @@ static void *late_waiter(void *p)
 static void test_timeout_during_action(void)
 {
     struct late l;
-    uint32_t i0, i1;
+    cy_barrier_ticket t1;
     cy_barrier_init(&l.b, 2);
     atomic_init(&l.waiter_done, 0);
     l.result = -1;
-    CHECK_EQ(arrive_(&l.b, &i0), CY_OK);
-    CHECK_EQ(arrive_(&l.b, &i1), CY_BARRIER_LAST);
+    CHECK_EQ(arrive_(&l.b, &l.t0), CY_OK);
+    CHECK_EQ(arrive_(&l.b, &t1), CY_BARRIER_LAST);
     cytest_thread th;
     cytest_start(&th, late_waiter, &l);
     cytest_sleep_us(100000); /* the action takes 100 ms; the waiter's 20 ms run out */
@@ -195,17 +206,17 @@ struct extra {
     cy_barrier *b;
     _Atomic int arrived;
     int arrive_result;
-    uint32_t index;
+    cy_barrier_ticket t;
     int await_result;
 };
 
 static void *extra_thread(void *p)
 {
     struct extra *x = p;
-    x->arrive_result = arrive_(x->b, &x->index);
+    x->arrive_result = arrive_(x->b, &x->t);
     atomic_store(&x->arrived, 1);
     if (x->arrive_result == CY_OK)
-        x->await_result = await_(x->b, cytest_deadline(5));
+        x->await_result = await_(x->b, &x->t, cytest_deadline(5));
     else if (x->arrive_result == CY_BARRIER_LAST)
         x->await_result = cy_barrier_action_done(x->b, 1);
     return NULL;
@@ -214,10 +225,10 @@ static void *extra_thread(void *p)
 static void test_arrival_during_action(void)
 {
     cy_barrier b;
-    uint32_t i0, i1;
+    cy_barrier_ticket t0, t1;
     cy_barrier_init(&b, 2);
-    CHECK_EQ(arrive_(&b, &i0), CY_OK);
-    CHECK_EQ(arrive_(&b, &i1), CY_BARRIER_LAST); /* "runs the action" from here */
+    CHECK_EQ(arrive_(&b, &t0), CY_OK);
+    CHECK_EQ(arrive_(&b, &t1), CY_BARRIER_LAST); /* "runs the action" from here */
     struct extra x;
     memset(&x, 0, sizeof x);
     x.b = &b;
@@ -226,22 +237,22 @@ static void test_arrival_during_action(void)
     cytest_start(&th, extra_thread, &x);
     cytest_sleep_us(50000);
     int early = atomic_load(&x.arrived);
-    CHECK_MSG(!early, "a third thread entered a 2-party barrier while the action ran (index %u)", x.index);
+    CHECK_MSG(!early, "a third thread entered a 2-party barrier while the action ran (index %u)", x.t.index);
     CHECK_EQ(cy_barrier_action_done(&b, 1), CY_OK);
-    CHECK_EQ(await_(&b, cytest_deadline(5)), CY_OK); /* the first party */
+    CHECK_EQ(await_(&b, &t0, cytest_deadline(5)), CY_OK); /* the first party */
     if (!early) {
         /* the newcomer is in the next cycle now: be its partner */
         cytest_await_flag(&x.arrived, 5);
         CHECK_EQ(x.arrive_result, CY_OK);
-        CHECK_EQ(x.index, 0);
-        uint32_t i;
-        CHECK_EQ(arrive_(&b, &i), CY_BARRIER_LAST);
-        CHECK_EQ(i, 1);
+        CHECK_EQ(x.t.index, 0);
+        cy_barrier_ticket t;
+        CHECK_EQ(arrive_(&b, &t), CY_BARRIER_LAST);
+        CHECK_EQ(t.index, 1);
         CHECK_EQ(cy_barrier_action_done(&b, 1), CY_OK);
     }
     cytest_join(&th);
     CHECK_EQ(x.await_result, CY_OK);
-    CHECK_LE(x.index, 1);
+    CHECK_LE(x.t.index, 1);
     CHECK_EQ(state(&b), CY_BARRIER_FILLING);
     CHECK_EQ(count_of(&b), 0);
 }
@@ -321,6 +332,15 @@ static void run_rounds(int parties, long rounds, unsigned action_spins)
 static void test_rounds_8(void) { run_rounds(8, cytest_n(20000), 0); }
 static void test_rounds_32(void) { run_rounds(32, cytest_n(3000), 0); }
 static void test_rounds_slow_action(void) { run_rounds(8, cytest_n(3000), 5000); }
+
+/* As Python's Barrier.wait does: released waiters linger for the next arrival. */
+static void test_rounds_linger(void)
+{
+    cyw_barrier_linger_ns = 5000;
+    run_rounds(2, cytest_n(20000), 0);
+    run_rounds(8, cytest_n(3000), 0);
+    cyw_barrier_linger_ns = 0;
+}
 
 /* --------------------------------------------- more threads than parties */
 
@@ -478,13 +498,13 @@ static void test_abort_reset_chaos(void)
     CHECK_EQ(count_of(&c.b), 0);
     cy_barrier_reset(&c.b);
     CHECK_EQ(state(&c.b), CY_BARRIER_FILLING);
-    uint32_t idx;
+    cy_barrier_ticket t[64];
     for (int i = 0; i < c.parties - 1; i++)
-        CHECK_EQ(arrive_(&c.b, &idx), CY_OK);
-    CHECK_EQ(arrive_(&c.b, &idx), CY_BARRIER_LAST);
+        CHECK_EQ(arrive_(&c.b, &t[i]), CY_OK);
+    CHECK_EQ(arrive_(&c.b, &t[c.parties - 1]), CY_BARRIER_LAST);
     CHECK_EQ(cy_barrier_action_done(&c.b, 1), CY_OK);
     for (int i = 0; i < c.parties - 1; i++)
-        CHECK_EQ(await_(&c.b, cytest_deadline(1)), CY_OK);
+        CHECK_EQ(await_(&c.b, &t[i], cytest_deadline(1)), CY_OK);
     CHECK_EQ(state(&c.b), CY_BARRIER_FILLING);
     CHECK_EQ(count_of(&c.b), 0);
     cytest_note("%d threads, %ld abort/reset cycles: %ld released, %ld broken, %ld short timeouts", c.parties,
@@ -499,6 +519,7 @@ static const cytest_case cases[] = {
     {"rounds_8", test_rounds_8, NULL},
     {"rounds_32", test_rounds_32, NULL},
     {"rounds_slow_action", test_rounds_slow_action, NULL},
+    {"rounds_linger", test_rounds_linger, NULL},
     {"more_threads_than_parties", test_more_threads_than_parties, NULL},
     {"abort_reset_chaos", test_abort_reset_chaos, NULL},
 };

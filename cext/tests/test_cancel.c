@@ -133,6 +133,7 @@ struct prim {
     cy_wsem ws;
     cy_wsem_waiter node;
     cy_barrier b;
+    cy_barrier_ticket bt;
     _Atomic int started;
     int result;
 };
@@ -161,7 +162,7 @@ static void *prim_waiter(void *p)
         }
         break;
     default:
-        while ((r = cy_barrier_await_ctx(&x->b, dl, &x->c)) == CY_INTR) {
+        while ((r = cy_barrier_await_ctx(&x->b, &x->bt, dl, &x->c)) == CY_INTR) {
         }
     }
     x->result = r;
@@ -181,11 +182,11 @@ static void test_primitives_ctx(void)
             cy_event_init(&x.e);
             cy_wsem_init(&x.ws, 3);
             cy_barrier_init(&x.b, 2);
-            uint32_t idx;
             CHECK_EQ(cy_wg_add(&x.wg, 1), 0);
             CHECK_EQ(cy_wsem_try_acquire(&x.ws, 3), 1);
             CHECK_EQ(cy_wsem_enqueue(&x.ws, 2, &x.node), 0);
-            CHECK_EQ(cy_barrier_arrive(&x.b, &idx, 1), CY_OK);
+            CHECK_EQ(cy_barrier_arrive(&x.b, &x.bt, 1), CY_OK);
+            x.bt.linger_ns = 0;
             cytest_thread th;
             cytest_start(&th, prim_waiter, &x);
             cytest_await_flag(&x.started, 10);

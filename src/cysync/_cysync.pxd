@@ -100,11 +100,13 @@ cdef extern from "cy_barrier.h" nogil:
     int CY_BARRIER_LAST
     int CY_BARRIER_BROKEN_ERR
     void cy_barrier_init(cy_barrier *b, uint32_t parties)
-    int cy_barrier_arrive(cy_barrier *b, uint32_t *index, bint block)
-    int cy_barrier_await(cy_barrier *b, int64_t deadline)
-    int cy_barrier_await_ctx(cy_barrier *b, int64_t deadline, cy_cancel *c)
+    ctypedef struct cy_barrier_ticket:
+        uint32_t index
+        int64_t linger_ns
+    int cy_barrier_arrive(cy_barrier *b, cy_barrier_ticket *t, bint block)
+    int cy_barrier_await_ctx(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline, cy_cancel *c)
     int cy_barrier_action_done(cy_barrier *b, bint ok)
-    void cy_barrier_leave(cy_barrier *b)
+    void cy_barrier_leave(cy_barrier *b, const cy_barrier_ticket *t)
     void cy_barrier_reset(cy_barrier *b)
     void cy_barrier_abort(cy_barrier *b)
     uint32_t cy_barrier_n_waiting(cy_barrier *b)

@@ -901,6 +901,20 @@ cdef class Event:
 
 BrokenBarrierError = _threading.BrokenBarrierError
 
+cdef extern from *:
+    """
+    /* How long a released waiter spins for the releasing thread to come back
+     * to the barrier (and so let go of the GIL) before it takes the GIL
+     * itself: see cy_barrier_await_ctx.  Without a GIL there is nothing to
+     * wait for. */
+    #ifdef Py_GIL_DISABLED
+    #define CYSYNC_BARRIER_LINGER_NS 0
+    #else
+    #define CYSYNC_BARRIER_LINGER_NS 5000
+    #endif
+    """
+    int64_t CYSYNC_BARRIER_LINGER_NS
+
 
 cdef class Barrier:
     """threading.Barrier with a C core: ``parties`` threads meet, then all go on."""
@@ -931,16 +945,16 @@ cdef class Barrier:
             timeout = self._timeout
         cdef int64_t ns = _timeout_ns(timeout)
         cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
-        cdef uint32_t index = 0
+        cdef cy_barrier_ticket t
         cdef int r
         cdef bint ok = False
-        # Entering only waits while the previous round drains: try that with the GIL.
-        r = cy_barrier_arrive(&self.b, &index, False)
+        # Entering only waits while a reset finishes or the action runs: try with the GIL.
+        r = cy_barrier_arrive(&self.b, &t, False)
         while r == CY_TIMEOUT or r == CY_INTR:
             if r == CY_INTR:
                 PyErr_CheckSignals()
             with nogil:
-                r = cy_barrier_arrive(&self.b, &index, True)
+                r = cy_barrier_arrive(&self.b, &t, True)
         if r == CY_BARRIER_BROKEN_ERR:
             raise BrokenBarrierError
         if r == CY_BARRIER_LAST:
@@ -954,14 +968,15 @@ cdef class Barrier:
                 r = cy_barrier_action_done(&self.b, ok)
             if r != CY_OK:
                 raise BrokenBarrierError
-            return index
+            return t.index
         cdef int64_t deadline = _deadline(ns) if w is None else w.deadline
         cdef cy_cancel *c = NULL if w is None else w.c
+        t.linger_ns = CYSYNC_BARRIER_LINGER_NS
         while True:
             with nogil:
-                r = cy_barrier_await_ctx(&self.b, deadline, c)
+                r = cy_barrier_await_ctx(&self.b, &t, deadline, c)
             if r == CY_OK:
-                return index
+                return t.index
             if r == CY_BARRIER_BROKEN_ERR:
                 if w is not None and w.by_ctx and cy_now_ns() >= deadline:
                     w.retry(CY_TIMEOUT)      # our timeout was the context's: raise its error
@@ -971,7 +986,7 @@ cdef class Barrier:
             try:
                 PyErr_CheckSignals()
             except BaseException:
-                cy_barrier_leave(&self.b)
+                cy_barrier_leave(&self.b, &t)
                 raise
 
     def reset(self):

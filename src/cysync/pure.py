@@ -827,8 +827,8 @@ class Event:
 
 BrokenBarrierError = threading.BrokenBarrierError
 
-# The four states of threading.Barrier (and of the C core's cy_barrier).
-_FILLING, _DRAINING, _RESETTING, _BROKEN = 0, 1, -1, -2
+# threading.Barrier's states but its "draining" (as in the C core's cy_barrier).
+_FILLING, _RESETTING, _BROKEN = 0, -1, -2
 
 
 class Barrier:
@@ -837,8 +837,12 @@ class Barrier:
     The last thread to arrive runs `action` (if given) before the others are
     released; if it raises, the barrier breaks and the exception goes to that
     thread. A wait() that times out breaks the barrier for everyone, and so
-    does a wait() whose context ends. Threads that arrive while the previous
-    round is still leaving wait for it.
+    does a wait() whose context ends.
+
+    A release ends the round at once (threading first lets the released
+    threads leave, and makes newcomers wait for that): a thread may enter the
+    next round before the released ones have woken, and what happens to the
+    next round (abort(), reset(), a timeout) does not reach them.
     """
 
     def __init__(
@@ -855,7 +859,8 @@ class Barrier:
         self._timeout = timeout
         self._parties = parties
         self._state = _FILLING
-        self._count = 0  # threads inside wait()
+        self._round = 0  # rounds released so far
+        self._count = 0  # threads in this round, not yet released or gone
 
     def __repr__(self) -> str:
         if self.broken:
@@ -873,11 +878,11 @@ class Barrier:
         if cw is not None:
             deadline = cw.deadline
         with self._cond:
-            # Wait (without a timeout, as threading does) for the previous
-            # round to drain or a reset to finish.
-            # Also while the last thread of this round runs the action
-            # (still filling, but full): a newcomer belongs to the next round.
-            while self._state in (_DRAINING, _RESETTING) or (
+            # Wait (without a timeout, as threading does) while a reset lets
+            # the old round's threads out, and while the last thread of this
+            # round runs the action (still filling, but full): a newcomer
+            # belongs to the next round.
+            while self._state == _RESETTING or (
                 self._state == _FILLING and self._count >= self._parties
             ):
                 self._cond.wait()
@@ -885,14 +890,18 @@ class Barrier:
                 raise BrokenBarrierError
             index = self._count
             self._count += 1
+            my_round = self._round
             try:
                 if self._count == self._parties:
                     self._run_action()
                 else:
-                    self._wait_for_release(deadline, cw)
+                    self._wait_for_release(my_round, deadline, cw)
                 return index
+            except BaseException:
+                if self._round == my_round:  # not released: leave the round
+                    self._leave()
+                raise
             finally:
-                self._leave()
                 if cw is not None:
                     cw.close()
 
@@ -911,28 +920,32 @@ class Barrier:
             self._cond.acquire()
         if self._state != _FILLING:
             raise BrokenBarrierError
-        self._set_state(_DRAINING)
+        # The release: this round is over, the next one starts empty.
+        self._round += 1
+        self._count = 0
+        self._cond.notify_all()
 
-    def _wait_for_release(self, deadline: float | None, cw: _CtxWait | None) -> None:
-        while self._state == _FILLING:
+    def _wait_for_release(self, my_round: int, deadline: float | None, cw: _CtxWait | None) -> None:
+        while self._round == my_round and self._state == _FILLING:
             try:
                 waited = _wait(self._cond, deadline, cw)
             except BaseException:
-                if cw is not None and cw.ctx.err() is not None and self._state == _FILLING:
+                if (cw is not None and cw.ctx.err() is not None
+                        and self._round == my_round and self._state == _FILLING):
                     self._set_state(_BROKEN)  # the context ended: as a timeout would
                 raise
-            if not waited and self._state == _FILLING:
+            if not waited and self._round == my_round and self._state == _FILLING:
                 if self._count == self._parties:
                     deadline = None  # the action is running: its outcome decides
                     continue
                 self._set_state(_BROKEN)  # a timeout breaks the barrier
-        if self._state < 0:
+        if self._round == my_round:  # broken or reset before the release
             raise BrokenBarrierError
 
     def _leave(self) -> None:
         self._count -= 1
-        if self._count == 0 and self._state in (_DRAINING, _RESETTING):
-            self._set_state(_FILLING)  # the round is over: let the next one in
+        if self._count == 0 and self._state == _RESETTING:
+            self._set_state(_FILLING)  # the last one out of a reset re-opens it
 
     def _set_state(self, state: int) -> None:
         self._state = state
@@ -941,12 +954,8 @@ class Barrier:
     def reset(self) -> None:
         """Return to the empty state; threads waiting now get BrokenBarrierError."""
         with self._cond:
-            if self._count == 0:
-                self._set_state(_FILLING)
-            elif self._state in (_FILLING, _BROKEN):
-                self._set_state(_RESETTING)  # the last waiter out re-opens it
-            else:
-                self._cond.notify_all()
+            # With threads inside, they leave broken and the last one out re-opens it.
+            self._set_state(_RESETTING if self._count else _FILLING)
 
     def abort(self) -> None:
         """Break the barrier: current and future wait() calls raise BrokenBarrierError."""
