@@ -59,7 +59,6 @@ int cy_barrier_arrive(cy_barrier *b, cy_barrier_ticket *t, int block)
         return CY_BARRIER_BROKEN_ERR;
     }
     t->index = b->count++;
-    atomic_fetch_add_explicit(&b->arrivals, 1, CY_RELAXED);
     t->round = b->round;
     t->epoch = atomic_load_explicit(&b->epoch, CY_RELAXED);
     int last = b->count == b->parties;
@@ -67,51 +66,20 @@ int cy_barrier_arrive(cy_barrier *b, cy_barrier_ticket *t, int block)
     return last ? CY_BARRIER_LAST : CY_OK;
 }
 
-/* Released, with nobody in the next round yet: see cy_barrier_await_ctx. */
-static void linger(cy_barrier *b, uint32_t arrivals, uint32_t epoch, int64_t max_ns)
-{
-    int64_t until = cy_now_ns() + max_ns;
-    if (!cy_multicore(until) || atomic_exchange_explicit(&b->lingering, 1, CY_ACQUIRE))
-        return;
-    /* Until a thread has arrived and gone on to wait, spinning (so it has
-     * let go of the GIL), or a moment after its arrival if it does not spin. */
-    int64_t arrived_at = 0;
-    for (;;) {
-        for (int i = 0; i < 32; i++) {
-            if (atomic_load_explicit(&b->epoch, CY_RELAXED) != epoch)
-                goto out;
-            if (arrived_at == 0) {
-                if (atomic_load_explicit(&b->arrivals, CY_RELAXED) != arrivals)
-                    arrived_at = cy_now_ns();
-            } else if (atomic_load_explicit(&b->spin.spinning, CY_RELAXED)) {
-                goto out;
-            }
-            cy_cpu_relax();
-        }
-        int64_t now = cy_now_ns();
-        if (now >= until || (arrived_at != 0 && now - arrived_at >= 1000))
-            break;
-    }
-out:
-    atomic_store_explicit(&b->lingering, 0, CY_RELEASE);
-}
-
 int cy_barrier_await_ctx(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline, cy_cancel *c)
 {
     int64_t start;
+    uint32_t mark;
     int parked = 0;
-    cy_spin_while(&b->spin, &b->epoch, t->epoch, deadline, &start);
+    cy_spin_while(&b->spin, &b->epoch, t->epoch, deadline, &start, &mark);
     cy_mutex_lock(&b->mu);
     for (;;) {
         if (b->round != t->round) { /* released: no longer counted, nothing to undo */
-            int alone = b->count == 0 && b->round == t->round + 1;
-            uint32_t arrivals = atomic_load_explicit(&b->arrivals, CY_RELAXED);
-            uint32_t epoch = atomic_load_explicit(&b->epoch, CY_RELAXED);
             cy_mutex_unlock(&b->mu);
             if (parked)
                 cy_spin_learn(&b->spin, cy_now_ns() - start, 0);
-            if (alone && t->linger_ns > 0)
-                linger(b, arrivals, epoch, t->linger_ns);
+            else
+                cy_spin_linger(&b->spin, mark);
             return CY_OK;
         }
         if (atomic_load_explicit(&b->state, CY_RELAXED) != CY_BARRIER_FILLING) {

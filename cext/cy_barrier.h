@@ -42,17 +42,14 @@ typedef struct {
     uint32_t count;         /* threads arrived in this round, not yet released or gone; guarded by mu */
     uint32_t parties;
     uint32_t sleepers;      /* threads parked (or about to) on epoch; guarded by mu */
-    _Atomic uint32_t arrivals; /* counts every arrival; written under mu, watched by a lingering thread */
-    _Atomic uint32_t lingering; /* 1 while a released thread lingers */
     cy_spinner spin;
 } cy_barrier;
 
 /* What a thread holds between arriving and leaving. */
 typedef struct {
-    uint32_t index;    /* arrival index, 0 .. parties-1 */
-    uint32_t epoch;    /* the epoch it arrived at: a spinning waiter watches for a move */
-    uint64_t round;    /* the round it arrived in */
-    int64_t linger_ns; /* set by the caller before awaiting; see cy_barrier_await_ctx */
+    uint32_t index; /* arrival index, 0 .. parties-1 */
+    uint32_t epoch; /* the epoch it arrived at: a spinning waiter watches for a move */
+    uint64_t round; /* the round it arrived in */
 } cy_barrier_ticket;
 
 static inline void cy_barrier_init(cy_barrier *b, uint32_t parties)
@@ -64,8 +61,6 @@ static inline void cy_barrier_init(cy_barrier *b, uint32_t parties)
     b->count = 0;
     b->parties = parties;
     b->sleepers = 0;
-    atomic_init(&b->arrivals, 0);
-    atomic_init(&b->lingering, 0);
     cy_spinner_init(&b->spin);
 }
 
@@ -85,14 +80,8 @@ int cy_barrier_arrive(cy_barrier *b, cy_barrier_ticket *t, int block);
  * caller has left.  A release wins over a timeout, a signal or a
  * cancellation that comes with it.
  *
- * It spins before it parks, as cy_spin.h learns.  With t->linger_ns > 0,
- * a released thread that finds nobody in the next round yet spins up to
- * that long for the first arrival before it returns.  That is for callers
- * that must next take a lock the releasing thread holds (Python's GIL,
- * which the last thread to arrive keeps): taking it at once would put them
- * to sleep until the releaser lets go, and cost a second wake-up; a
- * releaser that comes straight back to the barrier lets go as it arrives.
- * Only one thread lingers at a time. */
+ * It spins before it parks, and a thread released while spinning lingers,
+ * as cy_spin.h describes. */
 int cy_barrier_await_ctx(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline, cy_cancel *c);
 
 static inline int cy_barrier_await(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline)

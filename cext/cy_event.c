@@ -8,6 +8,18 @@ cy_status cy_event_wait_from(cy_event *e, uint32_t gen, int64_t deadline, cy_can
         cy_cpu_relax();
         s = atomic_load_explicit(&e->state, CY_ACQUIRE);
     }
+    if (CY_EV_RELEASED(s))
+        return CY_OK;
+    /* Then for as long as cy_spin.h has learned waits here last. */
+    int64_t start;
+    uint32_t mark;
+    if (cy_spin_while(&e->spin, &e->state, s, deadline, &start, &mark)) {
+        s = atomic_load_explicit(&e->state, CY_ACQUIRE);
+        if (CY_EV_RELEASED(s)) {
+            cy_spin_linger(&e->spin, mark);
+            return CY_OK;
+        }
+    }
     for (;;) {
         if (CY_EV_RELEASED(s))
             return CY_OK;
@@ -19,6 +31,8 @@ cy_status cy_event_wait_from(cy_event *e, uint32_t gen, int64_t deadline, cy_can
         }
         cy_status r = cy_park_cancel(&e->state, s, deadline, c);
         s = atomic_load_explicit(&e->state, CY_ACQUIRE);
+        if (CY_EV_RELEASED(s) || r == CY_TIMEOUT)
+            cy_spin_learn(&e->spin, cy_now_ns() - start, !CY_EV_RELEASED(s));
         if (CY_EV_RELEASED(s))
             return CY_OK;
         if (r != CY_OK)

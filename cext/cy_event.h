@@ -10,6 +10,7 @@
 #define CY_EVENT_H
 
 #include "cy_cancel.h"
+#include "cy_spin.h"
 
 #define CY_EV_FLAG 1u
 #define CY_EV_WAITERS 2u
@@ -17,9 +18,14 @@
 
 typedef struct {
     _Atomic uint32_t state;
+    cy_spinner spin;
 } cy_event;
 
-static inline void cy_event_init(cy_event *e) { atomic_init(&e->state, 0); }
+static inline void cy_event_init(cy_event *e)
+{
+    atomic_init(&e->state, 0);
+    cy_spinner_init(&e->spin);
+}
 
 static inline int cy_event_is_set(cy_event *e)
 {
@@ -48,6 +54,7 @@ static inline void cy_event_clear(cy_event *e)
 static inline void cy_event_reinit(cy_event *e)
 {
     atomic_fetch_and_explicit(&e->state, ~CY_EV_WAITERS, CY_RELAXED);
+    cy_spinner_init(&e->spin); /* a thread spinning at the fork is gone too */
 }
 
 /* A wait is begun once (this reads the generation) and continued after

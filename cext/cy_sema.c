@@ -7,6 +7,14 @@ cy_status cy_sema_acquire_ctx(cy_sema *s, int64_t deadline, cy_cancel *c)
             return CY_OK;
         cy_cpu_relax();
     }
+    /* Then for as long as cy_spin.h has learned waits here last. */
+    int64_t start;
+    uint32_t mark;
+    if (cy_spin_while(&s->spin, &s->value, 0, deadline, &start, &mark) && cy_sema_try_acquire(s)) {
+        cy_spin_linger(&s->spin, mark);
+        return CY_OK;
+    }
+    int parked = 0;
     atomic_fetch_add_explicit(&s->nwaiters, 1, CY_SEQ_CST);
     /* The Dekker pairing with cy_sema_release: our increment before our next
      * read of value, its write of value before its read of nwaiters. */
@@ -18,6 +26,7 @@ cy_status cy_sema_acquire_ctx(cy_sema *s, int64_t deadline, cy_cancel *c)
             break;
         }
         r = cy_park_cancel(&s->value, 0, deadline, c);
+        parked = 1;
         if (r != CY_OK) {
             /* A unit may have arrived with the timeout or the signal; a
              * cancelled wait takes none (the context's end wins). */
@@ -26,6 +35,8 @@ cy_status cy_sema_acquire_ctx(cy_sema *s, int64_t deadline, cy_cancel *c)
             break;
         }
     }
+    if (parked && (r == CY_OK || r == CY_TIMEOUT))
+        cy_spin_learn(&s->spin, cy_now_ns() - start, r == CY_TIMEOUT);
     uint32_t others = atomic_fetch_sub_explicit(&s->nwaiters, 1, CY_SEQ_CST) - 1;
     /* A release may have woken us for a unit we now leave behind: hand the
      * wake to another sleeper so that unit is not stranded. */

@@ -10,18 +10,22 @@
 #define CY_SEMA_H
 
 #include "cy_cancel.h"
+#include "cy_spin.h"
+#include "cy_spin.h"
 
 #define CY_SEMA_MAX 0x7fffffffu
 
 typedef struct {
     _Atomic uint32_t value;
     _Atomic uint32_t nwaiters; /* threads inside cy_sema_acquire_slow */
+    cy_spinner spin;
 } cy_sema;
 
 static inline void cy_sema_init(cy_sema *s, uint32_t value)
 {
     atomic_init(&s->value, value);
     atomic_init(&s->nwaiters, 0);
+    cy_spinner_init(&s->spin);
 }
 
 static inline uint32_t cy_sema_value(cy_sema *s)

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <unistd.h>
 #else
+#include <sched.h>
 #include <unistd.h>
 #endif
 
@@ -35,6 +36,17 @@ static int count_cpus(void)
 #endif
 }
 
+/* Let another runnable thread have this CPU, if there is one; otherwise
+ * return at once (and keep the CPU from going idle). */
+static void yield_cpu(void)
+{
+#if defined(_WIN32)
+    SwitchToThread();
+#else
+    sched_yield();
+#endif
+}
+
 static _Atomic int64_t multicore_checked_at = INT64_MIN;
 static _Atomic int multicore = 0;
 
@@ -49,18 +61,33 @@ int cy_multicore(int64_t now)
     return atomic_load_explicit(&multicore, CY_RELAXED);
 }
 
-int cy_spin_while(cy_spinner *s, _Atomic uint32_t *addr, uint32_t expected, int64_t deadline, int64_t *start)
+static _Atomic uint32_t wait_mark = 0;
+static _Atomic uint32_t linger_ns = 0;
+
+uint32_t cy_wait_mark(void) { return atomic_load_explicit(&wait_mark, CY_RELAXED); }
+
+void cy_spin_set_linger(int64_t ns)
+{
+    atomic_store_explicit(&linger_ns, ns <= 0 ? 0 : ns > 1000000000 ? 1000000000 : (uint32_t)ns, CY_RELAXED);
+}
+
+int cy_spin_while(cy_spinner *s, _Atomic uint32_t *addr, uint32_t expected, int64_t deadline, int64_t *start,
+                  uint32_t *mark)
 {
     int64_t t0 = cy_now_ns();
     *start = t0;
+    atomic_fetch_add_explicit(&wait_mark, 1, CY_RELAXED);
     uint32_t budget = atomic_load_explicit(&s->budget_ns, CY_RELAXED);
     if (budget == 0 || atomic_load_explicit(&s->spinning, CY_RELAXED) || !cy_multicore(t0) ||
-        atomic_exchange_explicit(&s->spinning, 1, CY_ACQUIRE))
+        atomic_exchange_explicit(&s->spinning, 1, CY_ACQUIRE)) {
+        *mark = cy_wait_mark();
         return atomic_load_explicit(addr, CY_ACQUIRE) != expected;
+    }
     int64_t until = t0 + budget;
     if (until > deadline)
         until = deadline;
     int moved = 0;
+    int64_t now = t0;
     for (;;) {
         /* The clock costs about as much as a few pauses: read it every 32. */
         for (int i = 0; i < 32; i++) {
@@ -70,12 +97,41 @@ int cy_spin_while(cy_spinner *s, _Atomic uint32_t *addr, uint32_t expected, int6
             }
             cy_cpu_relax();
         }
+        /* Past the first microseconds, offer the CPU to runnable threads
+         * between looks (as parking_lot's SpinWait does): with more threads
+         * than CPUs the spinner must not hold up the thread it waits for,
+         * and with none the yield returns at once. */
+        if (now - t0 >= CY_SPIN_YIELD_AFTER_NS)
+            yield_cpu();
+        now = cy_now_ns();
+        if (now >= until)
+            break;
+    }
+out:
+    *mark = cy_wait_mark();
+    atomic_store_explicit(&s->spinning, 0, CY_RELEASE);
+    return moved;
+}
+
+void cy_spin_linger(cy_spinner *s, uint32_t mark)
+{
+    uint32_t ns = atomic_load_explicit(&linger_ns, CY_RELAXED);
+    if (ns == 0 || cy_wait_mark() != mark)
+        return;
+    int64_t until = cy_now_ns() + ns;
+    if (!cy_multicore(until) || atomic_exchange_explicit(&s->lingering, 1, CY_ACQUIRE))
+        return;
+    for (;;) {
+        for (int i = 0; i < 32; i++) {
+            if (cy_wait_mark() != mark)
+                goto out;
+            cy_cpu_relax();
+        }
         if (cy_now_ns() >= until)
             break;
     }
 out:
-    atomic_store_explicit(&s->spinning, 0, CY_RELEASE);
-    return moved;
+    atomic_store_explicit(&s->lingering, 0, CY_RELEASE);
 }
 
 void cy_spin_learn(cy_spinner *s, int64_t waited_ns, int timed_out)

@@ -95,9 +95,6 @@ static inline int cyw_wsem_acquire(cy_wsem *s, int64_t n, int64_t deadline, int 
     }
 }
 
-/* How long a released waiter lingers (cy_barrier_await_ctx); tests may set it. */
-static int64_t cyw_barrier_linger_ns = 0;
-
 /* Barrier.wait: the last thread runs `action` (may be NULL) and reports
  * action_ok.  Returns CY_OK (released; *index set) or CY_BARRIER_BROKEN_ERR;
  * *was_last tells whether this caller was the one that ran the action. */
@@ -118,7 +115,6 @@ static inline int cyw_barrier_wait(cy_barrier *b, int64_t deadline, uint32_t *in
             action(ctx);
         return cy_barrier_action_done(b, action_ok);
     }
-    t.linger_ns = cyw_barrier_linger_ns;
     while ((r = cy_barrier_await(b, &t, deadline)) == CY_INTR) {
     }
     return r;

@@ -29,7 +29,6 @@ static int await_(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline)
 static int arrive_(cy_barrier *b, cy_barrier_ticket *t)
 {
     int r;
-    t->linger_ns = 0;
     while ((r = cy_barrier_arrive(b, t, 1)) == CY_INTR) {
     }
     return r;
@@ -42,7 +41,7 @@ static void test_one_party(void)
     cy_barrier b;
     cy_barrier_init(&b, 1);
     for (int i = 0; i < 100; i++) {
-        cy_barrier_ticket t = {99, 0, 0, 0};
+        cy_barrier_ticket t = {99, 0, 0};
         CHECK_EQ(arrive_(&b, &t), CY_BARRIER_LAST);
         CHECK_EQ(t.index, 0);
         CHECK_EQ(t.round, (uint64_t)i);
@@ -333,13 +332,13 @@ static void test_rounds_8(void) { run_rounds(8, cytest_n(20000), 0); }
 static void test_rounds_32(void) { run_rounds(32, cytest_n(3000), 0); }
 static void test_rounds_slow_action(void) { run_rounds(8, cytest_n(3000), 5000); }
 
-/* As Python's Barrier.wait does: released waiters linger for the next arrival. */
+/* As in Python with the GIL: waiters released while spinning linger. */
 static void test_rounds_linger(void)
 {
-    cyw_barrier_linger_ns = 5000;
+    cy_spin_set_linger(5000);
     run_rounds(2, cytest_n(20000), 0);
     run_rounds(8, cytest_n(3000), 0);
-    cyw_barrier_linger_ns = 0;
+    cy_spin_set_linger(0);
 }
 
 /* --------------------------------------------- more threads than parties */

@@ -186,7 +186,6 @@ static void test_primitives_ctx(void)
             CHECK_EQ(cy_wsem_try_acquire(&x.ws, 3), 1);
             CHECK_EQ(cy_wsem_enqueue(&x.ws, 2, &x.node), 0);
             CHECK_EQ(cy_barrier_arrive(&x.b, &x.bt, 1), CY_OK);
-            x.bt.linger_ns = 0;
             cytest_thread th;
             cytest_start(&th, prim_waiter, &x);
             cytest_await_flag(&x.started, 10);

@@ -56,13 +56,14 @@ static void test_spin_while(void)
     _Atomic uint32_t w;
     atomic_init(&w, 0);
     int64_t start;
+    uint32_t mark;
 
     /* budget 0: no spin, just a look */
     int64_t t0 = cy_now_ns();
-    CHECK_EQ(cy_spin_while(&s, &w, 0, CY_NO_DEADLINE, &start), 0);
+    CHECK_EQ(cy_spin_while(&s, &w, 0, CY_NO_DEADLINE, &start, &mark), 0);
     CHECK_LE(t0, start);
     atomic_store(&w, 7);
-    CHECK_EQ(cy_spin_while(&s, &w, 0, CY_NO_DEADLINE, &start), 1);
+    CHECK_EQ(cy_spin_while(&s, &w, 0, CY_NO_DEADLINE, &start, &mark), 1);
     atomic_store(&w, 0);
 
     if (!cy_multicore(cy_now_ns())) {
@@ -72,7 +73,7 @@ static void test_spin_while(void)
     /* the budget runs out */
     atomic_store(&s.budget_ns, 200000);
     t0 = cy_now_ns();
-    CHECK_EQ(cy_spin_while(&s, &w, 0, CY_NO_DEADLINE, &start), 0);
+    CHECK_EQ(cy_spin_while(&s, &w, 0, CY_NO_DEADLINE, &start, &mark), 0);
     int64_t took = cy_now_ns() - t0;
     CHECK_MSG(took >= 200000, "spun %lld ns of a 200000 ns budget", (long long)took);
     CHECK_EQ(atomic_load(&s.spinning), 0);
@@ -80,7 +81,7 @@ static void test_spin_while(void)
     /* the deadline comes first */
     atomic_store(&s.budget_ns, 100000000);
     t0 = cy_now_ns();
-    CHECK_EQ(cy_spin_while(&s, &w, 0, t0 + 300000, &start), 0);
+    CHECK_EQ(cy_spin_while(&s, &w, 0, t0 + 300000, &start, &mark), 0);
     took = cy_now_ns() - t0;
     CHECK_MSG(took >= 300000 && took < 50000000, "spun %lld ns to a 300000 ns deadline", (long long)took);
 
@@ -92,7 +93,7 @@ static void test_spin_while(void)
     cytest_thread th;
     cytest_start(&th, flipper, &f);
     t0 = cy_now_ns();
-    int moved = cy_spin_while(&s, &f.word, 0, t0 + 5000000000LL, &start);
+    int moved = cy_spin_while(&s, &f.word, 0, t0 + 5000000000LL, &start, &mark);
     took = cy_now_ns() - t0;
     cytest_join(&th);
     CHECK_EQ(moved, 1);
@@ -101,10 +102,85 @@ static void test_spin_while(void)
     /* one spinner at a time: while one spins, another only looks */
     atomic_store(&s.spinning, 1);
     t0 = cy_now_ns();
-    CHECK_EQ(cy_spin_while(&s, &w, 0, CY_NO_DEADLINE, &start), 0);
+    CHECK_EQ(cy_spin_while(&s, &w, 0, CY_NO_DEADLINE, &start, &mark), 0);
     CHECK_MSG(cy_now_ns() - t0 < 50000000, "a second thread spun");
     CHECK_EQ(atomic_load(&s.spinning), 1); /* and left the first one's flag alone */
     atomic_store(&s.spinning, 0);
+}
+
+/* A thread that starts to wait: moves cy_wait_mark() after a while. */
+static void *starts_to_wait(void *p)
+{
+    struct flip *f = p;
+    cy_spinner other;
+    int64_t start;
+    uint32_t mark;
+    cy_spinner_init(&other);
+    cytest_sleep_us(f->after_us);
+    atomic_store(&f->word, 1);
+    (void)cy_spin_while(&other, &f->word, 0, CY_NO_DEADLINE, &start, &mark);
+    return NULL;
+}
+
+static void test_linger(void)
+{
+    cy_spinner s;
+    cy_spinner_init(&s);
+    _Atomic uint32_t w;
+    atomic_init(&w, 1);
+    int64_t start;
+    uint32_t mark;
+
+    /* cy_spin_while counts as a wait that starts, and reports the mark after it */
+    uint32_t before = cy_wait_mark();
+    CHECK_EQ(cy_spin_while(&s, &w, 0, CY_NO_DEADLINE, &start, &mark), 1);
+    CHECK_EQ(mark, before + 1);
+
+    /* off by default: no linger at all */
+    int64_t t0 = cy_now_ns();
+    cy_spin_linger(&s, cy_wait_mark());
+    CHECK_MSG(cy_now_ns() - t0 < 50000000, "lingered while lingering is off");
+
+    cy_spin_set_linger(1000000); /* 1 ms */
+    if (!cy_multicore(cy_now_ns())) {
+        cy_spin_set_linger(0);
+        cytest_note("one CPU: lingering is off, the rest is skipped");
+        return;
+    }
+    /* nobody starts to wait: the whole time */
+    t0 = cy_now_ns();
+    cy_spin_linger(&s, cy_wait_mark());
+    int64_t took = cy_now_ns() - t0;
+    CHECK_MSG(took >= 1000000, "lingered %lld ns of 1 ms", (long long)took);
+    /* somebody started to wait since the mark: not at all */
+    mark = cy_wait_mark();
+    (void)cy_spin_while(&s, &w, 0, CY_NO_DEADLINE, &start, &before);
+    t0 = cy_now_ns();
+    cy_spin_linger(&s, mark);
+    CHECK_MSG(cy_now_ns() - t0 < 500000, "lingered although a wait had started");
+    /* one lingerer at a time */
+    atomic_store(&s.lingering, 1);
+    t0 = cy_now_ns();
+    cy_spin_linger(&s, cy_wait_mark());
+    CHECK_MSG(cy_now_ns() - t0 < 500000, "a second thread lingered");
+    CHECK_EQ(atomic_load(&s.lingering), 1);
+    atomic_store(&s.lingering, 0);
+    /* another thread starts to wait meanwhile: the linger ends early */
+    cy_spin_set_linger(500000000); /* 0.5 s: room for a slow thread start */
+    struct flip f;
+    atomic_init(&f.word, 0);
+    f.after_us = 100;
+    cytest_thread th;
+    mark = cy_wait_mark();
+    cytest_start(&th, starts_to_wait, &f);
+    t0 = cy_now_ns();
+    cy_spin_linger(&s, mark);
+    took = cy_now_ns() - t0;
+    cytest_join(&th);
+    CHECK_MSG(took < 400000000 && cy_wait_mark() != mark, "lingered %lld ns although a wait started",
+              (long long)took);
+    cy_spin_set_linger(0);
+    CHECK_EQ(atomic_load(&s.lingering), 0);
 }
 
 static void test_one_cpu(void)
@@ -138,10 +214,11 @@ static void test_one_cpu(void)
     _Atomic uint32_t w;
     atomic_init(&w, 0);
     int64_t start;
+    uint32_t mark;
     CHECK_EQ(sched_setaffinity(0, sizeof one, &one), 0);
     (void)cy_multicore(now + 6000000000LL);
     int64_t t0 = cy_now_ns();
-    CHECK_EQ(cy_spin_while(&s, &w, 0, CY_NO_DEADLINE, &start), 0);
+    CHECK_EQ(cy_spin_while(&s, &w, 0, CY_NO_DEADLINE, &start, &mark), 0);
     int64_t took = cy_now_ns() - t0;
     CHECK_EQ(sched_setaffinity(0, sizeof all, &all), 0);
     (void)cy_multicore(now + 8000000000LL);
@@ -154,6 +231,7 @@ static void test_one_cpu(void)
 static const cytest_case cases[] = {
     {"learn", test_learn, NULL},
     {"spin_while", test_spin_while, NULL},
+    {"linger", test_linger, NULL},
     {"one_cpu", test_one_cpu, NULL},
 };
 

@@ -4,6 +4,9 @@
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 
+cdef extern from "cy_spin.h" nogil:
+    void cy_spin_set_linger(int64_t ns)
+
 cdef extern from "cy_park.h" nogil:
     ctypedef enum cy_status:
         CY_OK
@@ -102,7 +105,6 @@ cdef extern from "cy_barrier.h" nogil:
     void cy_barrier_init(cy_barrier *b, uint32_t parties)
     ctypedef struct cy_barrier_ticket:
         uint32_t index
-        int64_t linger_ns
     int cy_barrier_arrive(cy_barrier *b, cy_barrier_ticket *t, bint block)
     int cy_barrier_await_ctx(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline, cy_cancel *c)
     int cy_barrier_action_done(cy_barrier *b, bint ok)

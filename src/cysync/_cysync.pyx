@@ -61,6 +61,23 @@ __all__ = [
 #: Which wait-on-address backend the C core was built with.
 PARK_BACKEND = cy_park_backend().decode()
 
+cdef extern from *:
+    """
+    /* A waiter that got its unit, flag or release while spinning lingers up
+     * to this long for the releasing thread to start waiting (cy_spin.h):
+     * the releaser holds the GIL until then, and taking the GIL before it
+     * lets go means a sleep and a second wake-up.  Without a GIL, nothing
+     * to wait for. */
+    #ifdef Py_GIL_DISABLED
+    #define CYSYNC_LINGER_NS 0
+    #else
+    #define CYSYNC_LINGER_NS 2000
+    #endif
+    """
+    int64_t CYSYNC_LINGER_NS
+
+cy_spin_set_linger(CYSYNC_LINGER_NS)
+
 # Timeouts longer than this (about 146 years) mean "wait forever".
 cdef double _FOREVER_SECONDS = 4611686018.427387904   # 2**62 ns
 
@@ -901,21 +918,6 @@ cdef class Event:
 
 BrokenBarrierError = _threading.BrokenBarrierError
 
-cdef extern from *:
-    """
-    /* How long a released waiter spins for the releasing thread to come back
-     * to the barrier (and so let go of the GIL) before it takes the GIL
-     * itself: see cy_barrier_await_ctx.  Without a GIL there is nothing to
-     * wait for. */
-    #ifdef Py_GIL_DISABLED
-    #define CYSYNC_BARRIER_LINGER_NS 0
-    #else
-    #define CYSYNC_BARRIER_LINGER_NS 5000
-    #endif
-    """
-    int64_t CYSYNC_BARRIER_LINGER_NS
-
-
 cdef class Barrier:
     """threading.Barrier with a C core: ``parties`` threads meet, then all go on."""
 
@@ -971,7 +973,6 @@ cdef class Barrier:
             return t.index
         cdef int64_t deadline = _deadline(ns) if w is None else w.deadline
         cdef cy_cancel *c = NULL if w is None else w.c
-        t.linger_ns = CYSYNC_BARRIER_LINGER_NS
         while True:
             with nogil:
                 r = cy_barrier_await_ctx(&self.b, &t, deadline, c)
