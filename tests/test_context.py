@@ -796,6 +796,37 @@ def test_passed_but_unfired_deadline_wins_over_a_poll(impl, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_passed_deadline_while_another_thread_ends_the_context(impl, kind, tools):
+    """The wait sees the context's deadline pass, but its _expire() finds the
+    context not ended yet (the timer thread is ending it, an ancestor first):
+    the wait must wait on for the end, not fall back to its own timeout and
+    return False as if that had run out (a bug once, seen on 3.13t under
+    load in ErrGroup's fan-out test)."""
+    obj, call = blocking_call(impl, kind)
+    ctx, cancel = impl.with_cancel(impl.background())
+
+    class Late(type(ctx)):
+        __slots__ = ()
+
+        def deadline(self):
+            return time.monotonic() - 1.0  # passed
+
+        def _expire(self):
+            pass  # "another thread is ending it"
+
+    ctx.__class__ = Late
+    ender = threading.Timer(0.05, cancel)
+    ender.start()
+    try:
+        with pytest.raises(impl.Canceled):
+            call(ctx, 10)
+    finally:
+        ender.cancel()
+        ender.join(tools.TIMEOUT)
+        cancel()
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_wait_succeeds_with_a_context(impl, kind, tools):
     obj, call = blocking_call(impl, kind)
     ctx, cancel = impl.with_timeout(impl.background(), 100)

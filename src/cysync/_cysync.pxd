@@ -25,6 +25,7 @@ cdef extern from "cy_cancel.h" nogil:
     void cy_cancel_init(cy_cancel *c)
     bint cy_cancel_fired(cy_cancel *c)
     void cy_cancel_fire(cy_cancel *c)
+    cy_status cy_cancel_wait "cysync_cancel_wait"(cy_cancel *c, int64_t deadline)
 
 
 cdef extern from "cy_waitgroup.h" nogil:

@@ -167,6 +167,18 @@ cdef class CancelToken:
 cdef object _Context = None       # cysync._context.Context, imported on first use
 
 
+cdef extern from *:
+    """
+    /* Sleep until the token fires (CY_CANCELLED), the deadline passes or a
+     * signal comes: a wait on a word of our own that nothing else changes. */
+    static cy_status cysync_cancel_wait(cy_cancel *c, int64_t deadline)
+    {
+        _Atomic uint32_t word = 0;
+        return cy_park_cancel(&word, 0, deadline, c);
+    }
+    """
+
+
 cdef class _CtxWait:
     """One blocking call with ``ctx=``: the context's token, and the earlier
     of the call's own deadline and the context's."""
@@ -175,6 +187,7 @@ cdef class _CtxWait:
     cdef CancelToken token        # keeps the token alive while C waits on it
     cdef cy_cancel *c
     cdef int64_t deadline
+    cdef int64_t own              # the call's own deadline
     cdef bint by_ctx              # the deadline is the context's
 
     cdef int _fail(self) except -1:
@@ -185,6 +198,7 @@ cdef class _CtxWait:
 
     cdef int _set_deadline(self, int64_t own) except -1:
         cdef double left
+        self.own = own
         self.deadline = own
         self.by_ctx = False
         d = self.ctx.deadline()
@@ -195,6 +209,30 @@ cdef class _CtxWait:
                 self.deadline = ctx_deadline
                 self.by_ctx = True
         return 0
+
+    cdef int wait_end(self) except -1:
+        """The context's deadline has passed: raise its error once it has
+        ended (another thread may be ending it); 0 if the call's own
+        deadline comes first."""
+        cdef int64_t until
+        cdef cy_status r
+        while True:
+            self.ctx._expire()
+            if self.ctx.err() is not None:
+                return self._fail()
+            until = cy_deadline_after(1000000)
+            if until >= self.own:
+                until = self.own
+            if self.c == NULL or cy_now_ns() >= until:
+                if until == self.own:
+                    return 0
+                continue
+            with nogil:
+                r = cy_cancel_wait(self.c, until)
+            if r == CY_CANCELLED:
+                return self._fail()
+            if r == CY_INTR:
+                PyErr_CheckSignals()
 
     cdef int retry(self, cy_status r) except -1:
         """After a wait ended with r: 1 to wait again, 0 when the call's own
@@ -207,7 +245,18 @@ cdef class _CtxWait:
             self.ctx._expire()
             if self.ctx.err() is not None:
                 return self._fail()
-            self._set_deadline(self.deadline)   # the clocks disagreed by a hair
+            # The context's deadline has passed, yet it has not ended: another
+            # thread is ending it (an ancestor whose deadline it is ends it
+            # last), or the clocks disagreed by a hair.  Wait on for its token
+            # a millisecond at a time, never past the call's own deadline.
+            self._set_deadline(self.own)
+            if self.by_ctx:
+                grace = cy_deadline_after(1000000)
+                if grace < self.own:
+                    self.deadline = grace
+                else:
+                    self.deadline = self.own
+                    self.by_ctx = False
             return 1
         PyErr_CheckSignals()        # CY_INTR
         return 1
@@ -980,7 +1029,7 @@ cdef class Barrier:
                 return t.index
             if r == CY_BARRIER_BROKEN_ERR:
                 if w is not None and w.by_ctx and cy_now_ns() >= deadline:
-                    w.retry(CY_TIMEOUT)      # our timeout was the context's: raise its error
+                    w.wait_end()             # our timeout was the context's: raise its error
                 raise BrokenBarrierError
             if r == CY_CANCELLED:
                 w.retry(CY_CANCELLED)        # raises the context's error
