@@ -25,12 +25,12 @@ static void leave_locked(cy_barrier *b)
 }
 
 /* Sleep until `epoch` moves (mu released meanwhile, held on return). */
-static cy_status sleep_locked(cy_barrier *b, int64_t deadline, cy_cancel *c)
+static cy_status sleep_locked(cy_barrier *b, int64_t deadline, cy_waiter *w)
 {
     uint32_t e = atomic_load_explicit(&b->epoch, CY_RELAXED);
     b->sleepers++;
     cy_mutex_unlock(&b->mu);
-    cy_status r = cy_park_cancel(&b->epoch, e, deadline, c);
+    cy_status r = cy_wait_addr(&b->epoch, e, deadline, w);
     cy_mutex_lock(&b->mu);
     b->sleepers--;
     return r;
@@ -66,7 +66,7 @@ int cy_barrier_arrive(cy_barrier *b, cy_barrier_ticket *t, int block)
     return last ? CY_BARRIER_LAST : CY_OK;
 }
 
-int cy_barrier_await_ctx(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline, cy_cancel *c)
+int cy_barrier_await(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline, cy_waiter *w)
 {
     int64_t start;
     uint32_t mark;
@@ -87,7 +87,7 @@ int cy_barrier_await_ctx(cy_barrier *b, const cy_barrier_ticket *t, int64_t dead
             cy_mutex_unlock(&b->mu);
             return CY_BARRIER_BROKEN_ERR;
         }
-        cy_status r = sleep_locked(b, deadline, c);
+        cy_status r = sleep_locked(b, deadline, w);
         parked = 1;
         if (b->round != t->round || atomic_load_explicit(&b->state, CY_RELAXED) != CY_BARRIER_FILLING)
             continue; /* the barrier's news wins over ours */
@@ -134,6 +134,29 @@ int cy_barrier_action_done(cy_barrier *b, int ok)
     cy_mutex_unlock(&b->mu);
     return rc;
 }
+
+static int arrive_op(void *b, uintptr_t ticket, int64_t deadline, cy_waiter *w)
+{
+    (void)deadline;
+    (void)w;
+    return cy_barrier_arrive((cy_barrier *)b, (cy_barrier_ticket *)ticket, 1);
+}
+
+const cy_wait_op cy_barrier_arrive_op = {arrive_op, NULL};
+
+static int await_op(void *b, uintptr_t ticket, int64_t deadline, cy_waiter *w)
+{
+    return cy_barrier_await((cy_barrier *)b, (const cy_barrier_ticket *)ticket, deadline, w);
+}
+
+static int leave_op(void *b, uintptr_t ticket, int keep)
+{
+    (void)keep;
+    cy_barrier_leave((cy_barrier *)b, (const cy_barrier_ticket *)ticket);
+    return 0;
+}
+
+const cy_wait_op cy_barrier_wait_op = {await_op, leave_op};
 
 void cy_barrier_leave(cy_barrier *b, const cy_barrier_ticket *t)
 {

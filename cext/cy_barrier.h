@@ -26,7 +26,7 @@
 #ifndef CY_BARRIER_H
 #define CY_BARRIER_H
 
-#include "cy_cancel.h"
+#include "cy_waiter.h"
 #include "cy_spin.h"
 
 enum { CY_BARRIER_FILLING = 0, CY_BARRIER_RESETTING = -1, CY_BARRIER_BROKEN = -2 };
@@ -72,22 +72,25 @@ static inline void cy_barrier_init(cy_barrier *b, uint32_t parties)
  * (so callers can try first without releasing the GIL). */
 int cy_barrier_arrive(cy_barrier *b, cy_barrier_ticket *t, int block);
 
+/* cy_barrier_arrive(block = 1) for cy_wait(): the begin token is the
+ * address of the ticket to fill; no deadline (threading has none there). */
+extern const cy_wait_op cy_barrier_arrive_op;
+
 /* After CY_OK from arrive: wait for the others.  CY_OK when released,
  * CY_BARRIER_BROKEN_ERR when broken, reset or timed out (a timeout breaks
  * the barrier, as in threading), CY_INTR (still inside: call again, or
- * cy_barrier_leave if the signal handler raised), CY_CANCELLED when `c`
- * (may be NULL) fired: the barrier is broken as by a timeout, and the
+ * cy_barrier_leave if the signal handler raised), CY_CANCELLED when the
+ * token of `w` (may be NULL) fired: the barrier is broken as by a timeout, and the
  * caller has left.  A release wins over a timeout, a signal or a
  * cancellation that comes with it.
  *
  * It spins before it parks, and a thread released while spinning lingers,
  * as cy_spin.h describes. */
-int cy_barrier_await_ctx(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline, cy_cancel *c);
+int cy_barrier_await(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline, cy_waiter *w);
 
-static inline int cy_barrier_await(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline)
-{
-    return cy_barrier_await_ctx(b, t, deadline, NULL);
-}
+/* cy_barrier_await for cy_wait(): the begin token is the ticket's address;
+ * leaving is cy_barrier_leave. */
+extern const cy_wait_op cy_barrier_wait_op;
 
 /* The last thread reports its action: ok != 0 releases everyone (CY_OK, or
  * CY_BARRIER_BROKEN_ERR if the barrier was aborted or reset meanwhile);

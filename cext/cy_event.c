@@ -1,6 +1,6 @@
 #include "cy_event.h"
 
-cy_status cy_event_wait_from(cy_event *e, uint32_t gen, int64_t deadline, cy_cancel *c)
+cy_status cy_event_wait(cy_event *e, uint32_t gen, int64_t deadline, cy_waiter *w)
 {
     uint32_t s = atomic_load_explicit(&e->state, CY_ACQUIRE);
 #define CY_EV_RELEASED(s) (((s)&CY_EV_FLAG) || ((s) & ~(CY_EV_FLAG | CY_EV_WAITERS)) != gen)
@@ -29,7 +29,7 @@ cy_status cy_event_wait_from(cy_event *e, uint32_t gen, int64_t deadline, cy_can
                 continue;
             s |= CY_EV_WAITERS;
         }
-        cy_status r = cy_park_cancel(&e->state, s, deadline, c);
+        cy_status r = cy_wait_addr(&e->state, s, deadline, w);
         s = atomic_load_explicit(&e->state, CY_ACQUIRE);
         if (CY_EV_RELEASED(s) || r == CY_TIMEOUT)
             cy_spin_learn(&e->spin, cy_now_ns() - start, !CY_EV_RELEASED(s));
@@ -40,3 +40,10 @@ cy_status cy_event_wait_from(cy_event *e, uint32_t gen, int64_t deadline, cy_can
     }
 #undef CY_EV_RELEASED
 }
+
+static int wait_op(void *e, uintptr_t gen, int64_t deadline, cy_waiter *w)
+{
+    return cy_event_wait((cy_event *)e, (uint32_t)gen, deadline, w);
+}
+
+const cy_wait_op cy_event_wait_op = {wait_op, NULL};

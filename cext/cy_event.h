@@ -9,7 +9,7 @@
 #ifndef CY_EVENT_H
 #define CY_EVENT_H
 
-#include "cy_cancel.h"
+#include "cy_waiter.h"
 #include "cy_spin.h"
 
 #define CY_EV_FLAG 1u
@@ -65,16 +65,11 @@ static inline uint32_t cy_event_wait_begin(cy_event *e)
     return atomic_load_explicit(&e->state, CY_ACQUIRE) & ~(CY_EV_FLAG | CY_EV_WAITERS);
 }
 
-cy_status cy_event_wait_from(cy_event *e, uint32_t gen, int64_t deadline, cy_cancel *c);
+/* Ends when released, the deadline passes, a signal arrives or the token
+ * of `w` (may be NULL) fires. */
+cy_status cy_event_wait(cy_event *e, uint32_t gen, int64_t deadline, cy_waiter *w);
 
-static inline cy_status cy_event_wait_ctx(cy_event *e, int64_t deadline, cy_cancel *c)
-{
-    return cy_event_wait_from(e, cy_event_wait_begin(e), deadline, c);
-}
-
-static inline cy_status cy_event_wait(cy_event *e, int64_t deadline)
-{
-    return cy_event_wait_ctx(e, deadline, NULL);
-}
+/* cy_event_wait for cy_wait(): the begin token is cy_event_wait_begin's. */
+extern const cy_wait_op cy_event_wait_op;
 
 #endif /* CY_EVENT_H */

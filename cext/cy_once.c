@@ -24,8 +24,9 @@ void cy_once_finish(cy_once *o)
         cy_wake(&o->state, CY_WAKE_ALL);
 }
 
-cy_status cy_once_wait(cy_once *o, int64_t deadline)
+cy_status cy_once_wait(cy_once *o, uintptr_t begin, int64_t deadline, cy_waiter *w)
 {
+    (void)begin;
     uint32_t s = atomic_load_explicit(&o->state, CY_ACQUIRE);
     for (int i = 0; i < CY_SPIN && s != CY_ONCE_DONE; i++) {
         cy_cpu_relax();
@@ -38,7 +39,7 @@ cy_status cy_once_wait(cy_once *o, int64_t deadline)
             !atomic_compare_exchange_weak_explicit(&o->state, &s, CY_ONCE_RUNNING_WAITERS,
                                                    CY_ACQUIRE, CY_ACQUIRE))
             continue;
-        cy_status r = cy_park(&o->state, CY_ONCE_RUNNING_WAITERS, deadline);
+        cy_status r = cy_wait_addr(&o->state, CY_ONCE_RUNNING_WAITERS, deadline, w);
         s = atomic_load_explicit(&o->state, CY_ACQUIRE);
         if (s == CY_ONCE_DONE)
             return CY_OK;
@@ -46,3 +47,10 @@ cy_status cy_once_wait(cy_once *o, int64_t deadline)
             return r;
     }
 }
+
+static int wait_op(void *o, uintptr_t begin, int64_t deadline, cy_waiter *w)
+{
+    return cy_once_wait((cy_once *)o, begin, deadline, w);
+}
+
+const cy_wait_op cy_once_wait_op = {wait_op, NULL};

@@ -8,7 +8,7 @@
 #ifndef CY_ONCE_H
 #define CY_ONCE_H
 
-#include "cy_park.h"
+#include "cy_waiter.h"
 
 enum { CY_ONCE_NEW = 0, CY_ONCE_RUNNING = 1, CY_ONCE_RUNNING_WAITERS = 2, CY_ONCE_DONE = 3 };
 
@@ -52,6 +52,10 @@ static inline int cy_once_running_in(cy_once *o, uint32_t self)
 uint32_t cy_once_self(void);
 
 void cy_once_finish(cy_once *o);
-cy_status cy_once_wait(cy_once *o, int64_t deadline);
+/* Waits until the running call has finished (`begin` unused). */
+cy_status cy_once_wait(cy_once *o, uintptr_t begin, int64_t deadline, cy_waiter *w);
+
+/* cy_once_wait for cy_wait(). */
+extern const cy_wait_op cy_once_wait_op;
 
 #endif /* CY_ONCE_H */

@@ -124,11 +124,8 @@ static void buckets_init(void)
 
 static struct bucket *bucket_of(const void *addr)
 {
-    uintptr_t h = (uintptr_t)addr;
-    h ^= h >> 17;
-    h *= (uintptr_t)0x9E3779B97F4A7C15u;
     pthread_once(&buckets_once, buckets_init);
-    return &buckets[(h >> 7) % NBUCKETS];
+    return &buckets[cy_addr_hash(addr, NBUCKETS)];
 }
 
 cy_status cy_park(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
@@ -269,20 +266,3 @@ void cy_wake_os(_Atomic uint32_t *addr, int32_t n)
 
 const char *cy_park_backend(void) { return "waitonaddress"; }
 #endif
-
-/* ------------------------------------------------------------ cancellable */
-
-/* Defined in cy_cancel.c: how many cancellable waiters are parked, and the
- * wake of those parked on an address. */
-extern _Atomic uint32_t cy_xwaiters;
-void cy_xwake(_Atomic uint32_t *addr);
-
-void cy_wake(_Atomic uint32_t *addr, int32_t n)
-{
-    cy_wake_os(addr, n);
-    /* Pairs with the fence in cy_park_cancel: either this load sees the
-     * waiter registered, or that waiter sees the word the caller changed. */
-    atomic_thread_fence(CY_SEQ_CST);
-    if (atomic_load_explicit(&cy_xwaiters, CY_RELAXED) != 0)
-        cy_xwake(addr);
-}

@@ -1,7 +1,8 @@
 #include "cy_sema.h"
 
-cy_status cy_sema_acquire_ctx(cy_sema *s, int64_t deadline, cy_cancel *c)
+cy_status cy_sema_acquire(cy_sema *s, uintptr_t begin, int64_t deadline, cy_waiter *w)
 {
+    (void)begin;
     for (int i = 0; i < CY_SPIN; i++) {
         if (cy_sema_try_acquire(s))
             return CY_OK;
@@ -25,7 +26,7 @@ cy_status cy_sema_acquire_ctx(cy_sema *s, int64_t deadline, cy_cancel *c)
             r = CY_OK;
             break;
         }
-        r = cy_park_cancel(&s->value, 0, deadline, c);
+        r = cy_wait_addr(&s->value, 0, deadline, w);
         parked = 1;
         if (r != CY_OK) {
             /* A unit may have arrived with the timeout or the signal; a
@@ -44,3 +45,10 @@ cy_status cy_sema_acquire_ctx(cy_sema *s, int64_t deadline, cy_cancel *c)
         cy_wake(&s->value, 1);
     return r;
 }
+
+static int wait_op(void *s, uintptr_t begin, int64_t deadline, cy_waiter *w)
+{
+    return cy_sema_acquire((cy_sema *)s, begin, deadline, w);
+}
+
+const cy_wait_op cy_sema_wait_op = {wait_op, NULL};

@@ -9,9 +9,8 @@
 #ifndef CY_SEMA_H
 #define CY_SEMA_H
 
-#include "cy_cancel.h"
 #include "cy_spin.h"
-#include "cy_spin.h"
+#include "cy_waiter.h"
 
 #define CY_SEMA_MAX 0x7fffffffu
 
@@ -57,12 +56,11 @@ static inline int cy_sema_release(cy_sema *s, uint32_t n, uint32_t bound)
 }
 
 /* Blocks until a unit is taken (CY_OK), the deadline passes, a signal
- * arrives or `c` (may be NULL) fires; only CY_OK takes a unit. */
-cy_status cy_sema_acquire_ctx(cy_sema *s, int64_t deadline, cy_cancel *c);
+ * arrives or the token of `w` (may be NULL) fires; only CY_OK takes a unit.
+ * `begin` is unused (every attempt starts afresh). */
+cy_status cy_sema_acquire(cy_sema *s, uintptr_t begin, int64_t deadline, cy_waiter *w);
 
-static inline cy_status cy_sema_acquire_slow(cy_sema *s, int64_t deadline)
-{
-    return cy_sema_acquire_ctx(s, deadline, NULL);
-}
+/* cy_sema_acquire for cy_wait(). */
+extern const cy_wait_op cy_sema_wait_op;
 
 #endif /* CY_SEMA_H */

@@ -7,7 +7,7 @@ void cy_wg_release_waiters(cy_waitgroup *wg)
     cy_wake(&wg->gen, CY_WAKE_ALL);
 }
 
-cy_status cy_wg_wait_from(cy_waitgroup *wg, uint32_t g, int64_t deadline, cy_cancel *c)
+cy_status cy_wg_wait(cy_waitgroup *wg, uint32_t g, int64_t deadline, cy_waiter *w)
 {
     /* g was read before the counter: if the counter reaches zero after that
      * with our waiter bit set, the generation moves and the park below
@@ -30,10 +30,17 @@ cy_status cy_wg_wait_from(cy_waitgroup *wg, uint32_t g, int64_t deadline, cy_can
             break;
     }
     for (;;) {
-        cy_status r = cy_park_cancel(&wg->gen, g, deadline, c);
+        cy_status r = cy_wait_addr(&wg->gen, g, deadline, w);
         if (atomic_load_explicit(&wg->gen, CY_ACQUIRE) != g)
             return CY_OK;
         if (r != CY_OK)
             return r;
     }
 }
+
+static int wait_op(void *wg, uintptr_t gen, int64_t deadline, cy_waiter *w)
+{
+    return cy_wg_wait((cy_waitgroup *)wg, (uint32_t)gen, deadline, w);
+}
+
+const cy_wait_op cy_wg_wait_op = {wait_op, NULL};

@@ -11,7 +11,7 @@
 #ifndef CY_WAITGROUP_H
 #define CY_WAITGROUP_H
 
-#include "cy_cancel.h"
+#include "cy_waiter.h"
 
 #define CY_WG_WAITERS 1u
 #define CY_WG_MAX 0x7fffffffLL
@@ -62,22 +62,15 @@ static inline int cy_wg_add(cy_waitgroup *wg, int64_t delta)
 /* A wait is begun once (this reads the generation) and then continued,
  * after every CY_INTR, with the same generation: it ends when the counter
  * is zero or has been zero since the beginning, the deadline passes, a
- * signal arrives or `c` (may be NULL) fires. */
+ * signal arrives or the token of `w` (may be NULL) fires. */
 static inline uint32_t cy_wg_wait_begin(cy_waitgroup *wg)
 {
     return atomic_load_explicit(&wg->gen, CY_ACQUIRE);
 }
 
-cy_status cy_wg_wait_from(cy_waitgroup *wg, uint32_t gen, int64_t deadline, cy_cancel *c);
+cy_status cy_wg_wait(cy_waitgroup *wg, uint32_t gen, int64_t deadline, cy_waiter *w);
 
-static inline cy_status cy_wg_wait_ctx(cy_waitgroup *wg, int64_t deadline, cy_cancel *c)
-{
-    return cy_wg_wait_from(wg, cy_wg_wait_begin(wg), deadline, c);
-}
-
-static inline cy_status cy_wg_wait(cy_waitgroup *wg, int64_t deadline)
-{
-    return cy_wg_wait_ctx(wg, deadline, NULL);
-}
+/* cy_wg_wait for cy_wait(): the begin token is cy_wg_wait_begin's. */
+extern const cy_wait_op cy_wg_wait_op;
 
 #endif /* CY_WAITGROUP_H */

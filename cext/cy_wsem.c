@@ -1,16 +1,13 @@
 #include "cy_wsem.h"
 
+static cy_wsem_waiter *head_of(cy_wsem *s)
+{
+    return cy_list_empty(&s->queue) ? NULL : cy_container_of(s->queue.next, cy_wsem_waiter, link);
+}
 
 static void unlink_waiter(cy_wsem *s, cy_wsem_waiter *w)
 {
-    if (w->next == w) {
-        s->head = NULL;
-    } else {
-        w->prev->next = w->next;
-        w->next->prev = w->prev;
-        if (s->head == w)
-            s->head = w->next;
-    }
+    cy_list_remove(&w->link);
     s->nwaiters--;
 }
 
@@ -23,8 +20,8 @@ static void clear_queued(cy_wsem *s)
 /* Serves waiters from the head while they fit (caller holds mu). */
 static void notify_waiters(cy_wsem *s)
 {
-    while (s->head != NULL) {
-        cy_wsem_waiter *w = s->head;
+    cy_wsem_waiter *w;
+    while ((w = head_of(s)) != NULL) {
         /* QUEUED is set, so only mu holders change the state now. */
         uint64_t st = atomic_load_explicit(&s->state, CY_RELAXED);
         if (s->size - (int64_t)(st >> 1) < w->n)
@@ -37,7 +34,7 @@ static void notify_waiters(cy_wsem *s)
         atomic_store_explicit(&w->ready, 1, CY_RELEASE);
         cy_wake(&w->ready, 1);
     }
-    if (s->head == NULL)
+    if (cy_list_empty(&s->queue))
         clear_queued(s);
 }
 
@@ -78,35 +75,10 @@ int cy_wsem_enqueue(cy_wsem *s, int64_t n, cy_wsem_waiter *w)
     }
     w->n = n;
     atomic_store_explicit(&w->ready, 0, CY_RELAXED);
-    if (s->head == NULL) {
-        w->next = w->prev = w;
-        s->head = w;
-    } else {
-        cy_wsem_waiter *tail = s->head->prev;
-        w->prev = tail;
-        w->next = s->head;
-        tail->next = w;
-        s->head->prev = w;
-    }
+    cy_list_push_back(&s->queue, &w->link);
     s->nwaiters++;
     cy_mutex_unlock(&s->mu);
     return 0;
-}
-
-cy_status cy_wsem_wait_ctx(cy_wsem_waiter *w, int64_t deadline, cy_cancel *c)
-{
-    for (int i = 0; i < CY_SPIN; i++) {
-        if (atomic_load_explicit(&w->ready, CY_ACQUIRE))
-            return CY_OK;
-        cy_cpu_relax();
-    }
-    for (;;) {
-        cy_status r = cy_park_cancel(&w->ready, 0, deadline, c);
-        if (r != CY_CANCELLED && atomic_load_explicit(&w->ready, CY_ACQUIRE))
-            return CY_OK;
-        if (r != CY_OK)
-            return r;
-    }
 }
 
 int cy_wsem_cancel(cy_wsem *s, cy_wsem_waiter *w)
@@ -116,10 +88,10 @@ int cy_wsem_cancel(cy_wsem *s, cy_wsem_waiter *w)
         cy_mutex_unlock(&s->mu);
         return 1;
     }
-    int was_head = s->head == w;
+    int was_head = head_of(s) == w;
     unlink_waiter(s, w);
     /* Leaving the head may let the next waiters fit (Go's notifyWaiters). */
-    if (s->head == NULL)
+    if (cy_list_empty(&s->queue))
         clear_queued(s);
     else if (was_head)
         notify_waiters(s);
@@ -127,10 +99,52 @@ int cy_wsem_cancel(cy_wsem *s, cy_wsem_waiter *w)
     return 0;
 }
 
+static int leave(cy_wsem *s, cy_wsem_waiter *node, int keep)
+{
+    if (!cy_wsem_cancel(s, node))
+        return 0;
+    if (keep)
+        return 1;
+    cy_wsem_release(s, node->n); /* served as we gave up: on to the next */
+    return 0;
+}
+
+cy_status cy_wsem_wait(cy_wsem *s, cy_wsem_waiter *node, int64_t deadline, cy_waiter *w)
+{
+    for (int i = 0; i < CY_SPIN; i++) {
+        if (atomic_load_explicit(&node->ready, CY_ACQUIRE))
+            return CY_OK;
+        cy_cpu_relax();
+    }
+    for (;;) {
+        cy_status r = cy_wait_addr(&node->ready, 0, deadline, w);
+        if (r == CY_CANCELLED) {
+            leave(s, node, 0); /* the context's end wins over a grant */
+            return r;
+        }
+        if (atomic_load_explicit(&node->ready, CY_ACQUIRE))
+            return CY_OK;
+        if (r != CY_OK)
+            return r;
+    }
+}
+
+static int wait_op(void *s, uintptr_t node, int64_t deadline, cy_waiter *w)
+{
+    return cy_wsem_wait((cy_wsem *)s, (cy_wsem_waiter *)node, deadline, w);
+}
+
+static int leave_op(void *s, uintptr_t node, int keep)
+{
+    return leave((cy_wsem *)s, (cy_wsem_waiter *)node, keep);
+}
+
+const cy_wait_op cy_wsem_wait_op = {wait_op, leave_op};
+
 void cy_wsem_reinit(cy_wsem *s)
 {
     cy_mutex_init(&s->mu);
-    s->head = NULL;
+    cy_list_init(&s->queue);
     s->nwaiters = 0;
     clear_queued(s);
 }

@@ -15,13 +15,13 @@
 
 #include <stddef.h>
 
-#include "cy_cancel.h"
+#include "cy_waiter.h"
 
 #define CY_WSEM_QUEUED 1u
 #define CY_WSEM_MAX INT64_MAX
 
 typedef struct cy_wsem_waiter {
-    struct cy_wsem_waiter *next, *prev; /* circular list; the head's prev is the tail */
+    cy_list link; /* in the queue, while queued */
     int64_t n;
     _Atomic uint32_t ready; /* 1 once the units are ours */
 } cy_wsem_waiter;
@@ -29,7 +29,7 @@ typedef struct cy_wsem_waiter {
 typedef struct {
     _Atomic uint64_t state; /* held << 1 | CY_WSEM_QUEUED */
     int64_t size;
-    cy_wsem_waiter *head; /* guarded by mu */
+    cy_list queue; /* cy_wsem_waiter.link, first come first; guarded by mu */
     cy_mutex mu;
     uint32_t nwaiters; /* guarded by mu; for repr and tests */
 } cy_wsem;
@@ -38,7 +38,7 @@ static inline void cy_wsem_init(cy_wsem *s, int64_t size)
 {
     atomic_init(&s->state, 0);
     s->size = size;
-    s->head = NULL;
+    cy_list_init(&s->queue);
     cy_mutex_init(&s->mu);
     s->nwaiters = 0;
 }
@@ -78,21 +78,21 @@ static inline int cy_wsem_release(cy_wsem *s, int64_t n)
     }
 }
 
-/* Takes n units now (returns 1) or puts w in the queue (returns 0); n <= size. */
-int cy_wsem_enqueue(cy_wsem *s, int64_t n, cy_wsem_waiter *w);
+/* Takes n units now (returns 1) or puts node in the queue (returns 0); n <= size. */
+int cy_wsem_enqueue(cy_wsem *s, int64_t n, cy_wsem_waiter *node);
 
-/* Sleeps until w is served (CY_OK), the deadline passes, a signal arrives
- * or `c` (may be NULL) fires. */
-cy_status cy_wsem_wait_ctx(cy_wsem_waiter *w, int64_t deadline, cy_cancel *c);
+/* Sleeps until node is served (CY_OK), the deadline passes, a signal
+ * arrives or the token of `w` (may be NULL) fires: then node has left the
+ * queue, and units granted meanwhile have been given back. */
+cy_status cy_wsem_wait(cy_wsem *s, cy_wsem_waiter *node, int64_t deadline, cy_waiter *w);
 
-static inline cy_status cy_wsem_wait(cy_wsem_waiter *w, int64_t deadline)
-{
-    return cy_wsem_wait_ctx(w, deadline, NULL);
-}
-
-/* After CY_TIMEOUT/CY_INTR/CY_CANCELLED: takes w out of the queue and returns 0, or
+/* After CY_TIMEOUT/CY_INTR: takes node out of the queue and returns 0, or
  * returns 1 if it was served meanwhile (the caller holds the units). */
-int cy_wsem_cancel(cy_wsem *s, cy_wsem_waiter *w);
+int cy_wsem_cancel(cy_wsem *s, cy_wsem_waiter *node);
+
+/* cy_wsem_wait for cy_wait(): the begin token is the queued node's address;
+ * leaving is cy_wsem_cancel (and, unless kept, giving the units back). */
+extern const cy_wait_op cy_wsem_wait_op;
 
 static inline uint32_t cy_wsem_waiters(cy_wsem *s)
 {

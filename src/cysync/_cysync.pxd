@@ -1,7 +1,7 @@
 # The C core (cext/), declared for the Cython layer.  The structs hold C11
 # atomics that Cython cannot spell, so they are opaque here: Cython embeds
 # them by value and passes their addresses to the C functions.
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 
 
 cdef extern from "cy_spin.h" nogil:
@@ -19,13 +19,20 @@ cdef extern from "cy_park.h" nogil:
     const char *cy_park_backend()
 
 
-cdef extern from "cy_cancel.h" nogil:
+cdef extern from "cy_waiter.h" nogil:
     ctypedef struct cy_cancel:
         pass
+    ctypedef struct cy_waiter:
+        pass
+    ctypedef struct cy_wait_op:
+        int (*wait)(void *obj, uintptr_t begin, int64_t deadline, cy_waiter *w)
+        int (*leave)(void *obj, uintptr_t begin, int keep)
     void cy_cancel_init(cy_cancel *c)
     bint cy_cancel_fired(cy_cancel *c)
     void cy_cancel_fire(cy_cancel *c)
-    cy_status cy_cancel_wait "cysync_cancel_wait"(cy_cancel *c, int64_t deadline)
+    cy_status cy_cancel_wait(cy_cancel *c, int64_t deadline)
+    int cy_wait(const cy_wait_op *op, void *obj, uintptr_t begin, int64_t deadline, cy_cancel *c,
+                int (*on_intr)(void *) noexcept nogil, void *arg)
 
 
 cdef extern from "cy_waitgroup.h" nogil:
@@ -36,10 +43,8 @@ cdef extern from "cy_waitgroup.h" nogil:
     void cy_wg_init(cy_waitgroup *wg)
     int64_t cy_wg_count(cy_waitgroup *wg)
     int cy_wg_add(cy_waitgroup *wg, int64_t delta)
-    cy_status cy_wg_wait(cy_waitgroup *wg, int64_t deadline)
-    cy_status cy_wg_wait_ctx(cy_waitgroup *wg, int64_t deadline, cy_cancel *c)
     uint32_t cy_wg_wait_begin(cy_waitgroup *wg)
-    cy_status cy_wg_wait_from(cy_waitgroup *wg, uint32_t gen, int64_t deadline, cy_cancel *c)
+    const cy_wait_op cy_wg_wait_op
 
 
 cdef extern from "cy_once.h" nogil:
@@ -51,7 +56,7 @@ cdef extern from "cy_once.h" nogil:
     bint cy_once_try_begin(cy_once *o, uint32_t self_id)
     bint cy_once_running_in(cy_once *o, uint32_t self_id)
     void cy_once_finish(cy_once *o)
-    cy_status cy_once_wait(cy_once *o, int64_t deadline)
+    const cy_wait_op cy_once_wait_op
 
 
 cdef extern from "cy_sema.h" nogil:
@@ -62,8 +67,7 @@ cdef extern from "cy_sema.h" nogil:
     uint32_t cy_sema_value(cy_sema *s)
     bint cy_sema_try_acquire(cy_sema *s)
     int cy_sema_release(cy_sema *s, uint32_t n, uint32_t bound)
-    cy_status cy_sema_acquire_slow(cy_sema *s, int64_t deadline)
-    cy_status cy_sema_acquire_ctx(cy_sema *s, int64_t deadline, cy_cancel *c)
+    const cy_wait_op cy_sema_wait_op
 
 
 cdef extern from "cy_event.h" nogil:
@@ -74,10 +78,8 @@ cdef extern from "cy_event.h" nogil:
     void cy_event_set(cy_event *e)
     void cy_event_clear(cy_event *e)
     void cy_event_reinit(cy_event *e)
-    cy_status cy_event_wait(cy_event *e, int64_t deadline)
-    cy_status cy_event_wait_ctx(cy_event *e, int64_t deadline, cy_cancel *c)
     uint32_t cy_event_wait_begin(cy_event *e)
-    cy_status cy_event_wait_from(cy_event *e, uint32_t gen, int64_t deadline, cy_cancel *c)
+    const cy_wait_op cy_event_wait_op
 
 
 cdef extern from "cy_wsem.h" nogil:
@@ -92,9 +94,7 @@ cdef extern from "cy_wsem.h" nogil:
     bint cy_wsem_try_acquire(cy_wsem *s, int64_t n)
     int cy_wsem_release(cy_wsem *s, int64_t n)
     bint cy_wsem_enqueue(cy_wsem *s, int64_t n, cy_wsem_waiter *w)
-    cy_status cy_wsem_wait(cy_wsem_waiter *w, int64_t deadline)
-    cy_status cy_wsem_wait_ctx(cy_wsem_waiter *w, int64_t deadline, cy_cancel *c)
-    bint cy_wsem_cancel(cy_wsem *s, cy_wsem_waiter *w)
+    const cy_wait_op cy_wsem_wait_op
     void cy_wsem_reinit(cy_wsem *s)
 
 
@@ -107,10 +107,37 @@ cdef extern from "cy_barrier.h" nogil:
     ctypedef struct cy_barrier_ticket:
         uint32_t index
     int cy_barrier_arrive(cy_barrier *b, cy_barrier_ticket *t, bint block)
-    int cy_barrier_await_ctx(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline, cy_cancel *c)
+    const cy_wait_op cy_barrier_arrive_op
+    const cy_wait_op cy_barrier_wait_op
     int cy_barrier_action_done(cy_barrier *b, bint ok)
-    void cy_barrier_leave(cy_barrier *b, const cy_barrier_ticket *t)
     void cy_barrier_reset(cy_barrier *b)
     void cy_barrier_abort(cy_barrier *b)
     uint32_t cy_barrier_n_waiting(cy_barrier *b)
     bint cy_barrier_broken(cy_barrier *b)
+
+
+cdef extern from "cy_chan.h" nogil:
+    ctypedef struct cy_chan:
+        uint32_t cap
+    int CY_CHAN_BLOCK
+    int CY_CHAN_CLOSED
+    int CY_CASE_RECV
+    int CY_CASE_SEND
+    void cy_chan_init(cy_chan *ch, void **buf, uint32_t cap)
+    uint32_t cy_chan_len(cy_chan *ch)
+    bint cy_chan_closed(cy_chan *ch)
+    int cy_chan_try_send(cy_chan *ch, void *v)
+    int cy_chan_try_recv(cy_chan *ch, void **v)
+    int cy_chan_close(cy_chan *ch)
+    bint cy_chan_drain(cy_chan *ch, void **v)
+    ctypedef struct cy_case:
+        cy_chan *ch
+        uint32_t dir
+        void *elem
+    ctypedef struct cy_select:
+        uint32_t chosen
+        uint32_t ok
+        void *value
+    void cy_select_init(cy_select *s, cy_case *cases, uint32_t n, cy_chan **locks)
+    int cy_select_try(cy_select *s)
+    const cy_wait_op cy_select_wait_op

@@ -24,7 +24,8 @@ from cpython.float cimport PyFloat_Check
 from cpython.number cimport PyNumber_Index
 from cpython.object cimport PyCallable_Check
 from libc.math cimport ceil
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_RawFree, PyMem_RawMalloc
 
 import functools as _functools
 import inspect as _inspect
@@ -38,6 +39,8 @@ __all__ = [
     "BoundedSemaphore",
     "BrokenBarrierError",
     "Canceled",
+    "Chan",
+    "ChanClosed",
     "Context",
     "ContextError",
     "DeadlineExceeded",
@@ -52,6 +55,8 @@ __all__ = [
     "deferrable",
     "once_func",
     "once_value",
+    "after",
+    "select",
     "with_cancel",
     "with_deadline",
     "with_timeout",
@@ -61,19 +66,7 @@ __all__ = [
 #: Which wait-on-address backend the C core was built with.
 PARK_BACKEND = cy_park_backend().decode()
 
-cdef extern from *:
-    """
-    /* A waiter that got its unit, flag or release while spinning lingers up
-     * to this long for the releasing thread to start waiting (cy_spin.h):
-     * the releaser holds the GIL until then, and taking the GIL before it
-     * lets go means a sleep and a second wake-up.  Without a GIL, nothing
-     * to wait for. */
-    #ifdef Py_GIL_DISABLED
-    #define CYSYNC_LINGER_NS 0
-    #else
-    #define CYSYNC_LINGER_NS 2000
-    #endif
-    """
+cdef extern from "_cysync_capi.h":
     int64_t CYSYNC_LINGER_NS
 
 cy_spin_set_linger(CYSYNC_LINGER_NS)
@@ -167,18 +160,6 @@ cdef class CancelToken:
 cdef object _Context = None       # cysync._context.Context, imported on first use
 
 
-cdef extern from *:
-    """
-    /* Sleep until the token fires (CY_CANCELLED), the deadline passes or a
-     * signal comes: a wait on a word of our own that nothing else changes. */
-    static cy_status cysync_cancel_wait(cy_cancel *c, int64_t deadline)
-    {
-        _Atomic uint32_t word = 0;
-        return cy_park_cancel(&word, 0, deadline, c);
-    }
-    """
-
-
 cdef class _CtxWait:
     """One blocking call with ``ctx=``: the context's token, and the earlier
     of the call's own deadline and the context's."""
@@ -234,31 +215,27 @@ cdef class _CtxWait:
             if r == CY_INTR:
                 PyErr_CheckSignals()
 
-    cdef int retry(self, cy_status r) except -1:
-        """After a wait ended with r: 1 to wait again, 0 when the call's own
-        timeout ran out; raises the context's error when the context ended."""
-        if r == CY_CANCELLED:
+    cdef int retry_timeout(self) except -1:
+        """After a wait timed out at self.deadline: 1 to wait again (until
+        the new self.deadline), 0 when the call's own timeout ran out;
+        raises the context's error when the context ended."""
+        if not self.by_ctx:
+            return 0
+        self.ctx._expire()
+        if self.ctx.err() is not None:
             return self._fail()
-        if r == CY_TIMEOUT:
-            if not self.by_ctx:
-                return 0
-            self.ctx._expire()
-            if self.ctx.err() is not None:
-                return self._fail()
-            # The context's deadline has passed, yet it has not ended: another
-            # thread is ending it (an ancestor whose deadline it is ends it
-            # last), or the clocks disagreed by a hair.  Wait on for its token
-            # a millisecond at a time, never past the call's own deadline.
-            self._set_deadline(self.own)
-            if self.by_ctx:
-                grace = cy_deadline_after(1000000)
-                if grace < self.own:
-                    self.deadline = grace
-                else:
-                    self.deadline = self.own
-                    self.by_ctx = False
-            return 1
-        PyErr_CheckSignals()        # CY_INTR
+        # The context's deadline has passed, yet it has not ended: another
+        # thread is ending it (an ancestor whose deadline it is ends it
+        # last), or the clocks disagreed by a hair.  Wait on for its token
+        # a millisecond at a time, never past the call's own deadline.
+        self._set_deadline(self.own)
+        if self.by_ctx:
+            grace = cy_deadline_after(1000000)
+            if grace < self.own:
+                self.deadline = grace
+            else:
+                self.deadline = self.own
+                self.by_ctx = False
         return 1
 
 
@@ -277,6 +254,69 @@ cdef _CtxWait _ctx_wait(object ctx, int64_t ns):
     w.c = NULL if w.token is None else &w.token.c
     w._set_deadline(_deadline(ns))
     return w
+
+
+# ---------------------------------------------------------------- the blocking driver
+
+cdef extern from "Python.h":
+    # Declared without an exception value: called where no exception may
+    # propagate (cy_wait's on_intr), it leaves a raised one set for _block.
+    int _check_signals "PyErr_CheckSignals" () nogil
+
+
+cdef int _run_signal_handlers(void *arg) noexcept nogil:
+    """cy_wait's on_intr: run Python's signal handlers, the GIL taken for
+    it; nonzero (the exception set) when one raised."""
+    with gil:
+        return _check_signals()
+
+
+cdef inline int _leave(const cy_wait_op *op, void *obj, uintptr_t begin) noexcept:
+    if op.leave != NULL:
+        op.leave(obj, begin, 0)
+    return 0
+
+
+cdef int _block(const cy_wait_op *op, void *obj, uintptr_t begin, int64_t ns, _CtxWait w) except -1:
+    """The one blocking driver of every primitive: waits, GIL released,
+    until `op` completes (CPython's acquire_timed() is the model; the loop
+    over interrupted waits is cy_wait's, in C).
+
+    Returns CY_OK; CY_TIMEOUT once the call's own timeout has run out (a
+    wait served at that very instant keeps what it got, as in Go); or a
+    result of the primitive's own.  Raises what a signal handler raised, or
+    the context's error when ``w``'s context ends first, having left the
+    wait (and given back what it had been granted)."""
+    cdef int64_t deadline
+    cdef cy_cancel *c = NULL
+    cdef int r
+    if w is None:
+        deadline = _deadline(ns)
+    else:
+        deadline = w.deadline
+        c = w.c
+    while True:
+        with nogil:
+            r = cy_wait(op, obj, begin, deadline, c, _run_signal_handlers, NULL)
+        if r == CY_INTR:                 # a signal handler raised: its exception is set
+            _leave(op, obj, begin)
+            return -1
+        if r == CY_CANCELLED:            # the attempt has undone what it had
+            return w._fail()
+        if r != CY_TIMEOUT:
+            return r
+        if w is not None:
+            try:
+                again = w.retry_timeout()
+            except BaseException:
+                _leave(op, obj, begin)
+                raise
+            if again:
+                deadline = w.deadline
+                continue
+        if op.leave != NULL and op.leave(obj, begin, 1):
+            return CY_OK
+        return CY_TIMEOUT
 
 
 # ---------------------------------------------------------------- WaitGroup
@@ -314,23 +354,13 @@ cdef class WaitGroup:
         """Block until the counter is zero; False if ``timeout`` ran out.
         With ``ctx``, raises the context's error if it ends first."""
         cdef int64_t ns = _timeout_ns(timeout)
-        if ctx is not None:
-            return _wg_wait_ctx(&self.wg, _ctx_wait(ctx, ns))
+        cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
         if cy_wg_count(&self.wg) == 0:
             return True
-        if ns == 0:
+        if ns == 0 and w is None:
             return False
-        cdef int64_t deadline = _deadline(ns)
-        cdef uint32_t gen = cy_wg_wait_begin(&self.wg)   # once: retries keep it
-        cdef cy_status r
-        while True:
-            with nogil:
-                r = cy_wg_wait_from(&self.wg, gen, deadline, NULL)
-            if r == CY_OK:
-                return True
-            if r == CY_TIMEOUT:
-                return False
-            PyErr_CheckSignals()
+        # Begun once, here: a zero crossing while signal handlers run still counts.
+        return _block(&cy_wg_wait_op, &self.wg, cy_wg_wait_begin(&self.wg), ns, w) == CY_OK
 
     @property
     def count(self):
@@ -356,20 +386,6 @@ cdef class WaitGroup:
         return f"{_where(self)}: count={cy_wg_count(&self.wg)}>"
 
 
-cdef bint _wg_wait_ctx(cy_waitgroup *wg, _CtxWait w) except -1:
-    cdef cy_status r
-    if cy_wg_count(wg) == 0:
-        return True
-    cdef uint32_t gen = cy_wg_wait_begin(wg)
-    while True:
-        with nogil:
-            r = cy_wg_wait_from(wg, gen, w.deadline, w.c)
-        if r == CY_OK:
-            return True
-        if not w.retry(r):
-            return False
-
-
 def _run_then_done(WaitGroup wg, fn, args, kwargs):
     try:
         fn(*args, **kwargs)
@@ -379,87 +395,7 @@ def _run_then_done(WaitGroup wg, fn, args, kwargs):
 
 # ---------------------------------------------------------------- Once
 
-cdef extern from *:
-    """
-    /* Once.do as a METH_FASTCALL | METH_KEYWORDS method.  A Cython
-     * `def do(self, fn, /, *args, **kwargs)` builds a tuple and a dict on
-     * every call (about 12 ns, half the cost of a done Once); this reads the
-     * state first and builds them only on the slow path, which is Cython's
-     * _once_do_slow below. */
-    static Py_ssize_t cysync_once_offset;  /* where Once keeps its cy_once */
-    static PyObject *(*cysync_once_do_slow)(PyObject *, PyObject *, PyObject *, PyObject *);
-
-    static PyObject *cysync_once_do(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
-                                    PyObject *kwnames)
-    {
-        Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0, i;
-        PyObject *rest, *kwargs, *r = NULL;
-        if (nargs < 1) {
-            PyErr_SetString(PyExc_TypeError, "do() missing required argument 'fn' (pos 1)");
-            return NULL;
-        }
-        if (!PyCallable_Check(args[0])) {
-            PyErr_SetString(PyExc_TypeError, "fn must be callable");
-            return NULL;
-        }
-        if (cy_once_is_done((cy_once *)((char *)self + cysync_once_offset)))
-            Py_RETURN_NONE;
-        rest = PyTuple_New(nargs - 1);
-        kwargs = PyDict_New();
-        if (rest && kwargs) {
-            for (i = 1; i < nargs; i++)
-                PyTuple_SET_ITEM(rest, i - 1, Py_NewRef(args[i]));
-            for (i = 0; i < nkw; i++)
-                if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
-                    break;
-            if (i == nkw)
-                r = cysync_once_do_slow(self, args[0], rest, kwargs);
-        }
-        Py_XDECREF(rest);
-        Py_XDECREF(kwargs);
-        return r;
-    }
-
-    static PyMethodDef cysync_once_do_def = {
-        "do", (PyCFunction)(void (*)(void))cysync_once_do, METH_FASTCALL | METH_KEYWORDS,
-        "do($self, fn, /, *args, **kwargs)\\n--\\n\\n"
-        "Call fn(*args, **kwargs) if no call of do on this Once has called it yet.\\n\\n"
-        "Concurrent callers wait until that call returns.  If fn raises, the\\n"
-        "exception goes to its caller and the Once still counts as done."};
-
-    /* Sets an attribute of a type made by Cython (static types refuse
-     * setattr), at import, before any instance exists. */
-    static int cysync_type_set(PyObject *type, const char *name, PyObject *value)
-    {
-        int rc = PyDict_SetItemString(((PyTypeObject *)type)->tp_dict, name, value);
-        PyType_Modified((PyTypeObject *)type);
-        return rc;
-    }
-
-    /* Presents a Cython type as cysync.<Name>: a static type's __module__
-     * comes from its tp_name.  The type lives as long as the process, and so
-     * does the name. */
-    static int cysync_type_rename(PyObject *type)
-    {
-        PyTypeObject *t = (PyTypeObject *)type;
-        const char *dot = strrchr(t->tp_name, '.'), *base = dot ? dot + 1 : t->tp_name;
-        size_t n = strlen(base) + sizeof "cysync.";
-        char *name = (char *)PyMem_RawMalloc(n);
-        if (name == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        snprintf(name, n, "cysync.%s", base);
-        t->tp_name = name;
-        PyType_Modified(t);
-        return 0;
-    }
-
-    static PyObject *cysync_once_do_descr(PyObject *type)
-    {
-        return PyDescr_NewMethod((PyTypeObject *)type, &cysync_once_do_def);
-    }
-    """
+cdef extern from "_cysync_capi.h":
     Py_ssize_t cysync_once_offset
     object (*cysync_once_do_slow)(object, object, object, object)
     int cysync_type_set(object type, const char *name, object value) except -1
@@ -469,13 +405,8 @@ cdef extern from *:
 
 cdef int _once_wait(cy_once *o) except -1:
     """Wait, GIL released, until the running call has finished."""
-    cdef cy_status r
-    while True:
-        with nogil:
-            r = cy_once_wait(o, CY_NO_DEADLINE)
-        if r == CY_OK:
-            return 0
-        PyErr_CheckSignals()
+    _block(&cy_once_wait_op, o, 0, -1, None)
+    return 0
 
 
 cdef class Once:
@@ -596,33 +527,11 @@ cdef class once_value(_OnceCall):
 
 # ---------------------------------------------------------------- Semaphore
 
-cdef bint _sema_acquire_slow(cy_sema *s, int64_t ns) except -1:
+cdef bint _sema_acquire_slow(cy_sema *s, int64_t ns, _CtxWait w) except -1:
     """True when a unit was taken, False when the timeout ran out."""
-    if ns == 0:
+    if ns == 0 and w is None:
         return False
-    cdef int64_t deadline = _deadline(ns)
-    cdef cy_status r
-    while True:
-        with nogil:
-            r = cy_sema_acquire_slow(s, deadline)
-        if r == CY_OK:
-            return True
-        if r == CY_TIMEOUT:
-            return False
-        PyErr_CheckSignals()
-
-
-cdef bint _sema_acquire_ctx(cy_sema *s, _CtxWait w) except -1:
-    cdef cy_status r
-    if cy_sema_try_acquire(s):
-        return True
-    while True:
-        with nogil:
-            r = cy_sema_acquire_ctx(s, w.deadline, w.c)
-        if r == CY_OK:
-            return True
-        if not w.retry(r):
-            return False
+    return _block(&cy_sema_wait_op, s, 0, ns, w) == CY_OK
 
 
 cdef object _sema_acquire(Semaphore self, object blocking, object timeout, object ctx):
@@ -633,17 +542,16 @@ cdef object _sema_acquire(Semaphore self, object blocking, object timeout, objec
             _ctx_wait(ctx, 0)
         return cy_sema_try_acquire(&self.s)
     cdef int64_t ns = _timeout_ns(timeout)
-    if ctx is not None:
-        return _sema_acquire_ctx(&self.s, _ctx_wait(ctx, ns))
+    cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
     if cy_sema_try_acquire(&self.s):
         return True
-    return _sema_acquire_slow(&self.s, ns)
+    return _sema_acquire_slow(&self.s, ns, w)
 
 
 cdef inline object _sema_enter(Semaphore self):
     if cy_sema_try_acquire(&self.s):
         return True
-    return _sema_acquire_slow(&self.s, -1)
+    return _sema_acquire_slow(&self.s, -1, None)
 
 
 cdef inline int _sema_exit(Semaphore self) except -1:
@@ -756,39 +664,6 @@ cdef inline int64_t _units(object n) except? -1:
     return k
 
 
-cdef bint _wsem_acquire_ctx(cy_wsem *s, int64_t k, _CtxWait w) except -1:
-    cdef cy_wsem_waiter node
-    cdef cy_status r
-    if cy_wsem_try_acquire(s, k):
-        return True
-    if w.deadline <= cy_now_ns() and not w.by_ctx:
-        return False                       # a poll
-    if cy_wsem_enqueue(s, k, &node):
-        return True
-    while True:                            # queued: node is in the line
-        with nogil:
-            r = cy_wsem_wait_ctx(&node, w.deadline, w.c)
-        if r == CY_OK:
-            return True
-        if r == CY_TIMEOUT and not w.by_ctx:
-            return cy_wsem_cancel(s, &node)   # served at the last instant: keep the units
-        if r == CY_INTR:
-            try:
-                PyErr_CheckSignals()
-            except BaseException:
-                if cy_wsem_cancel(s, &node):
-                    cy_wsem_release(s, k)
-                raise
-            continue
-        # The context ended (or its deadline came): leave the line, so the
-        # ones behind may go, and give back units granted meanwhile.
-        if cy_wsem_cancel(s, &node):
-            cy_wsem_release(s, k)
-        w.retry(r)                         # raises the context's error...
-        if cy_wsem_enqueue(s, k, &node):   # ...unless the clocks disagreed by a hair
-            return True
-
-
 cdef class WeightedSemaphore:
     """golang.org/x/sync/semaphore.Weighted: ``size`` units, FIFO waiters."""
 
@@ -811,31 +686,15 @@ cdef class WeightedSemaphore:
         cdef int64_t ns = _timeout_ns(timeout)
         if k < 0 or k > self.s.size:
             raise ValueError("n exceeds semaphore size")
-        if ctx is not None:
-            return _wsem_acquire_ctx(&self.s, k, _ctx_wait(ctx, ns))
+        cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
         if cy_wsem_try_acquire(&self.s, k):
             return True
-        if ns == 0:
-            return False
-        cdef cy_wsem_waiter w        # our place in the queue, for the whole wait
-        if cy_wsem_enqueue(&self.s, k, &w):
+        if ns == 0 and (w is None or not w.by_ctx):
+            return False                 # a poll: never queue
+        cdef cy_wsem_waiter node         # our place in the line, for the whole wait
+        if cy_wsem_enqueue(&self.s, k, &node):
             return True
-        cdef int64_t deadline = _deadline(ns)
-        cdef cy_status r
-        while True:
-            with nogil:
-                r = cy_wsem_wait(&w, deadline)
-            if r == CY_OK:
-                return True
-            if r == CY_TIMEOUT:
-                # Served at the last instant: keep the units (as Go does).
-                return cy_wsem_cancel(&self.s, &w)
-            try:
-                PyErr_CheckSignals()
-            except BaseException:
-                if cy_wsem_cancel(&self.s, &w):
-                    cy_wsem_release(&self.s, k)   # granted meanwhile: give them back
-                raise
+        return _block(&cy_wsem_wait_op, &self.s, <uintptr_t>&node, ns, w) == CY_OK
 
     def try_acquire(self, n=1):
         """Take ``n`` units only if they are free and nobody is waiting."""
@@ -876,20 +735,6 @@ cdef class WeightedSemaphore:
 
 # ---------------------------------------------------------------- Event
 
-cdef bint _event_wait_ctx(cy_event *e, _CtxWait w) except -1:
-    cdef cy_status r
-    cdef uint32_t gen = cy_event_wait_begin(e)
-    if cy_event_is_set(e):
-        return True
-    while True:
-        with nogil:
-            r = cy_event_wait_from(e, gen, w.deadline, w.c)
-        if r == CY_OK:
-            return True
-        if not w.retry(r):
-            return False
-
-
 cdef class Event:
     """threading.Event with a C core: set/clear/is_set are one atomic operation."""
 
@@ -925,23 +770,13 @@ cdef class Event:
         """Block until the flag is set; False if ``timeout`` ran out first.
         With ``ctx``, raises the context's error if it ends first."""
         cdef int64_t ns = _timeout_ns(timeout)
-        if ctx is not None:
-            return _event_wait_ctx(&self.e, _ctx_wait(ctx, ns))
+        cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
+        cdef uint32_t gen = cy_event_wait_begin(&self.e)   # once: a set()+clear() meanwhile counts
         if cy_event_is_set(&self.e):
             return True
-        if ns == 0:
+        if ns == 0 and w is None:
             return False
-        cdef int64_t deadline = _deadline(ns)
-        cdef uint32_t gen = cy_event_wait_begin(&self.e)   # once: retries keep it
-        cdef cy_status r
-        while True:
-            with nogil:
-                r = cy_event_wait_from(&self.e, gen, deadline, NULL)
-            if r == CY_OK:
-                return True
-            if r == CY_TIMEOUT:
-                return False
-            PyErr_CheckSignals()
+        return _block(&cy_event_wait_op, &self.e, gen, ns, w) == CY_OK
 
     @property
     def _cond(self):
@@ -1001,11 +836,8 @@ cdef class Barrier:
         cdef bint ok = False
         # Entering only waits while a reset finishes or the action runs: try with the GIL.
         r = cy_barrier_arrive(&self.b, &t, False)
-        while r == CY_TIMEOUT or r == CY_INTR:
-            if r == CY_INTR:
-                PyErr_CheckSignals()
-            with nogil:
-                r = cy_barrier_arrive(&self.b, &t, True)
+        if r == CY_TIMEOUT:
+            r = _block(&cy_barrier_arrive_op, &self.b, <uintptr_t>&t, -1, None)
         if r == CY_BARRIER_BROKEN_ERR:
             raise BrokenBarrierError
         if r == CY_BARRIER_LAST:
@@ -1020,24 +852,14 @@ cdef class Barrier:
             if r != CY_OK:
                 raise BrokenBarrierError
             return t.index
-        cdef int64_t deadline = _deadline(ns) if w is None else w.deadline
-        cdef cy_cancel *c = NULL if w is None else w.c
-        while True:
-            with nogil:
-                r = cy_barrier_await_ctx(&self.b, &t, deadline, c)
-            if r == CY_OK:
-                return t.index
-            if r == CY_BARRIER_BROKEN_ERR:
-                if w is not None and w.by_ctx and cy_now_ns() >= deadline:
-                    w.wait_end()             # our timeout was the context's: raise its error
-                raise BrokenBarrierError
-            if r == CY_CANCELLED:
-                w.retry(CY_CANCELLED)        # raises the context's error
-            try:
-                PyErr_CheckSignals()
-            except BaseException:
-                cy_barrier_leave(&self.b, &t)
-                raise
+        # A timeout breaks the barrier in C (threading's rule), which reports
+        # it as broken: the driver never sees CY_TIMEOUT here.
+        r = _block(&cy_barrier_wait_op, &self.b, <uintptr_t>&t, ns, w)
+        if r == CY_OK:
+            return t.index
+        if w is not None and w.by_ctx and cy_now_ns() >= w.deadline:
+            w.wait_end()             # the deadline was the context's: raise its error
+        raise BrokenBarrierError
 
     def reset(self):
         """Return to the empty state; threads waiting now get BrokenBarrierError."""
@@ -1067,182 +889,7 @@ cdef class Barrier:
 
 # ---------------------------------------------------------------- defer
 
-cdef extern from *:
-    """
-    /* Go's defer.  A @deferrable call pushes a frame (on its own C stack) as
-     * this thread's innermost; defer() appends to the frame's list; when the
-     * wrapped function returns or raises, _run_deferred (Cython, below) runs
-     * the list.  The call itself is a vectorcall written here in C: built in
-     * Cython, the star-args of __call__ cost more than the whole
-     * defer machinery. */
-    typedef struct cysync_defer_frame {
-        PyObject *calls; /* the first deferred call, then a list of them */
-        struct cysync_defer_frame *prev;
-    } cysync_defer_frame;
-
-    #if defined(_MSC_VER) && !defined(__clang__)
-    static __declspec(thread) cysync_defer_frame *cysync_defer_top;
-    #else
-    static _Thread_local cysync_defer_frame *cysync_defer_top;
-    #endif
-
-    static Py_ssize_t cysync_deferrable_func_offset; /* where _Deferrable keeps func */
-    static PyObject *(*cysync_run_deferred)(PyObject *calls, PyObject *pending);
-
-    /* The exception being raised, as one object with its traceback. */
-    static PyObject *cysync_take_exception(void)
-    {
-    #if PY_VERSION_HEX >= 0x030C0000
-        return PyErr_GetRaisedException();
-    #else
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        PyErr_NormalizeException(&type, &value, &tb);
-        if (tb != NULL)
-            PyException_SetTraceback(value, tb);
-        Py_XDECREF(type);
-        Py_XDECREF(tb);
-        return value;
-    #endif
-    }
-
-    static void cysync_raise_exception(PyObject *exc) /* steals exc */
-    {
-    #if PY_VERSION_HEX >= 0x030C0000
-        PyErr_SetRaisedException(exc);
-    #else
-        PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
-    #endif
-    }
-
-    static PyObject *cysync_deferrable_call(PyObject *self, PyObject *const *args, size_t nargsf,
-                                            PyObject *kwnames)
-    {
-        PyObject *func = *(PyObject **)((char *)self + cysync_deferrable_func_offset);
-        cysync_defer_frame frame = {NULL, cysync_defer_top};
-        cysync_defer_top = &frame;
-        PyObject *result = PyObject_Vectorcall(func, args, nargsf, kwnames);
-        cysync_defer_top = frame.prev;
-        if (frame.calls == NULL)
-            return result;
-        PyObject *calls = frame.calls, *body_exc = NULL, *err;
-        if (!PyList_CheckExact(calls)) {
-            if (result != NULL && !PyTuple_CheckExact(calls)) {
-                /* The usual case, one defer(x.release) and nothing raised:
-                 * call it here; what it raises is what a finally would. */
-                err = PyObject_CallNoArgs(calls);
-                Py_DECREF(calls);
-                if (err == NULL) {
-                    Py_DECREF(result);
-                    return NULL;
-                }
-                Py_DECREF(err);
-                return result;
-            }
-            PyObject *list = PyList_New(1);
-            if (list == NULL) {
-                Py_DECREF(calls);
-                Py_XDECREF(result);
-                return NULL;
-            }
-            PyList_SET_ITEM(list, 0, calls); /* steals */
-            calls = list;
-        }
-        if (result == NULL)
-            body_exc = cysync_take_exception();
-        err = cysync_run_deferred(calls, body_exc ? body_exc : Py_None);
-        Py_DECREF(calls);
-        Py_XDECREF(body_exc);
-        if (err == Py_None) { /* nothing raised anywhere */
-            Py_DECREF(err);
-            return result;
-        }
-        Py_XDECREF(result);
-        if (err != NULL) /* NULL: _run_deferred itself failed, its error is set */
-            cysync_raise_exception(err);
-        return NULL;
-    }
-
-    static PyObject *cysync_defer(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
-                                  PyObject *kwnames)
-    {
-        cysync_defer_frame *frame = cysync_defer_top;
-        PyObject *entry;
-        (void)module;
-        if (frame == NULL) {
-            PyErr_SetString(PyExc_RuntimeError, "defer() called outside a @deferrable function");
-            return NULL;
-        }
-        if (nargs < 1) {
-            PyErr_SetString(PyExc_TypeError, "defer() missing required argument 'fn' (pos 1)");
-            return NULL;
-        }
-        if (!PyCallable_Check(args[0])) {
-            PyErr_SetString(PyExc_TypeError, "fn must be callable");
-            return NULL;
-        }
-        if (nargs == 1 && kwnames == NULL) {
-            entry = Py_NewRef(args[0]); /* the common defer(x.release): no tuple */
-        } else {
-            Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0, i;
-            PyObject *rest = PyTuple_New(nargs - 1), *kwargs = PyDict_New();
-            entry = NULL;
-            if (rest && kwargs) {
-                for (i = 1; i < nargs; i++)
-                    PyTuple_SET_ITEM(rest, i - 1, Py_NewRef(args[i]));
-                for (i = 0; i < nkw; i++)
-                    if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
-                        break;
-                if (i == nkw)
-                    entry = PyTuple_Pack(3, args[0], rest, kwargs);
-            }
-            Py_XDECREF(rest);
-            Py_XDECREF(kwargs);
-            if (entry == NULL)
-                return NULL;
-        }
-        if (frame->calls == NULL) {
-            frame->calls = entry; /* most functions defer one call: no list */
-            Py_RETURN_NONE;
-        }
-        if (!PyList_CheckExact(frame->calls)) {
-            PyObject *list = PyList_New(1);
-            if (list == NULL) {
-                Py_DECREF(entry);
-                return NULL;
-            }
-            PyList_SET_ITEM(list, 0, frame->calls); /* steals */
-            frame->calls = list;
-        }
-        int rc = PyList_Append(frame->calls, entry);
-        Py_DECREF(entry);
-        if (rc < 0)
-            return NULL;
-        Py_RETURN_NONE;
-    }
-
-    static PyMethodDef cysync_defer_def = {
-        "defer", (PyCFunction)(void (*)(void))cysync_defer, METH_FASTCALL | METH_KEYWORDS,
-        "defer(fn, /, *args, **kwargs)\\n--\\n\\n"
-        "Run fn(*args, **kwargs) when the innermost running @deferrable call of\\n"
-        "this thread returns or raises; calls run last registered first."};
-
-    static PyObject *cysync_make_defer(PyObject *module_name)
-    {
-        return PyCFunction_NewEx(&cysync_defer_def, NULL, module_name);
-    }
-
-    /* Makes a Cython type's instances vectorcall-able through a field of
-     * theirs (set by the type's __cinit__), before any instance exists. */
-    static void cysync_enable_vectorcall(PyObject *type, Py_ssize_t offset)
-    {
-        PyTypeObject *t = (PyTypeObject *)type;
-        t->tp_vectorcall_offset = offset;
-        t->tp_call = PyVectorcall_Call;
-        t->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
-        PyType_Modified(t);
-    }
-    """
+cdef extern from "_cysync_capi.h":
     ctypedef object (*vectorcallfunc)(object, PyObject **, size_t, PyObject *)
     Py_ssize_t cysync_deferrable_func_offset
     object (*cysync_run_deferred)(object, object)
@@ -1354,6 +1001,325 @@ def deferrable(fn):
     return d
 
 
+# ---------------------------------------------------------------- Chan, select, after
+
+from cysync._errors import ChanClosed
+
+cdef extern from "Python.h":
+    bint PyCFunction_Check(object o)
+    PyObject *PyCFunction_GET_SELF(object o)
+    void *PyCFunction_GET_FUNCTION(object o)
+    void _decref "Py_DECREF" (PyObject *o)
+
+
+cdef inline object _take(void *v):
+    """A value out of a channel: the reference the channel held is ours now."""
+    o = <object>v                # a new reference...
+    _decref(<PyObject *>v)       # ...for the channel's
+    return o
+
+
+cdef class Chan:
+    """Go's channel: ``Chan(cap=0)``; ``cap == 0`` hands each value from a
+    sender straight to a receiver."""
+
+    cdef cy_chan ch
+    cdef void **buf
+    cdef object __weakref__
+
+    def __cinit__(self, cap=0):
+        cdef int64_t n = _index(cap, -1, 1LL << 32)
+        if n < 0:
+            raise ValueError("channel capacity must be >= 0")
+        if n > 0xffffffff:
+            raise OverflowError("channel capacity too large")
+        if n > 0:
+            self.buf = <void **>PyMem_RawMalloc(<size_t>n * sizeof(void *))
+            if self.buf == NULL:
+                raise MemoryError
+        cy_chan_init(&self.ch, self.buf, <uint32_t>n)
+
+    def __dealloc__(self):
+        cdef void *v
+        while cy_chan_drain(&self.ch, &v):
+            _decref(<PyObject *>v)
+        PyMem_RawFree(self.buf)
+
+    def send(self, value, timeout=None, *, ctx=None):
+        """Send ``value``: True once it is in the buffer or handed to a
+        receiver, False if ``timeout`` ran out.  Raises ChanClosed if the
+        channel is closed, or closed while this call waits."""
+        cdef int64_t ns = _timeout_ns(timeout)
+        cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
+        Py_INCREF(value)                 # the channel's reference, if it takes it
+        cdef int r = cy_chan_try_send(&self.ch, <void *>value)
+        if r == 0:
+            return True
+        Py_DECREF(value)
+        if r == CY_CHAN_CLOSED:
+            raise ChanClosed("send on closed channel")
+        cdef cy_case c
+        c.ch = &self.ch
+        c.dir = CY_CASE_SEND
+        c.elem = <void *>value
+        return _chan_wait(&c, ns, w, True)
+
+    def recv(self, timeout=None, *, ctx=None):
+        """The next value, first in first out.  Raises TimeoutError if
+        ``timeout`` ran out, ChanClosed once the channel is closed and drained."""
+        cdef int64_t ns = _timeout_ns(timeout)
+        cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
+        cdef void *v
+        cdef int r = cy_chan_try_recv(&self.ch, &v)
+        if r == 0:
+            return _take(v)
+        if r == CY_CHAN_CLOSED:
+            raise ChanClosed("receive from closed channel")
+        cdef cy_case c
+        c.ch = &self.ch
+        c.dir = CY_CASE_RECV
+        c.elem = NULL
+        return _chan_wait(&c, ns, w, False)
+
+    def recv_ok(self, timeout=None, *, ctx=None):
+        """Go's ``v, ok := <-ch``: ``(value, True)``, or ``(None, False)``
+        once the channel is closed and drained.  Raises TimeoutError if
+        ``timeout`` ran out."""
+        cdef int64_t ns = _timeout_ns(timeout)
+        cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
+        cdef void *v
+        cdef int r = cy_chan_try_recv(&self.ch, &v)
+        if r == 0:
+            return (_take(v), True)
+        if r == CY_CHAN_CLOSED:
+            return (None, False)
+        cdef cy_case c
+        c.ch = &self.ch
+        c.dir = CY_CASE_RECV
+        c.elem = NULL
+        return _chan_wait(&c, ns, w, True)
+
+    def close(self):
+        """Close the channel: every waiter wakes; buffered values are still
+        received.  Closing twice raises ChanClosed."""
+        if cy_chan_close(&self.ch) != 0:
+            raise ChanClosed("close of closed channel")
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        """Go's ``for v := range ch``: the next value, until closed and drained."""
+        cdef void *v
+        cdef int r = cy_chan_try_recv(&self.ch, &v)
+        if r == 0:
+            return _take(v)
+        if r == CY_CHAN_CLOSED:
+            raise StopIteration
+        cdef cy_case c
+        c.ch = &self.ch
+        c.dir = CY_CASE_RECV
+        c.elem = NULL
+        value, ok = _chan_wait(&c, -1, None, True)
+        if not ok:
+            raise StopIteration
+        return value
+
+    def __len__(self):
+        return cy_chan_len(&self.ch)
+
+    @property
+    def cap(self):
+        """The buffer's capacity (0: unbuffered)."""
+        return self.ch.cap
+
+    @property
+    def closed(self):
+        """Whether close() has been called."""
+        return cy_chan_closed(&self.ch)
+
+    def __sizeof__(self):
+        return object.__sizeof__(self) + self.ch.cap * sizeof(void *)
+
+    def __repr__(self):
+        state = " closed" if cy_chan_closed(&self.ch) else ""
+        return f"{_where(self)}: len={cy_chan_len(&self.ch)} cap={self.ch.cap}{state}>"
+
+
+cdef object _chan_wait(cy_case *c, int64_t ns, _CtxWait w, bint ok_form):
+    """A send or receive that must wait: a select of the one case.  A send
+    returns True/False; a receive the value (or (value, ok) with ok_form),
+    raising TimeoutError."""
+    cdef cy_chan *locks[1]
+    cdef cy_select s
+    cdef int r
+    cy_select_init(&s, c, 1, locks)
+    if c.dir == CY_CASE_SEND:
+        Py_INCREF(<object>c.elem)
+        try:
+            r = _block(&cy_select_wait_op, &s, 0, ns, w)
+        except BaseException:
+            _decref(<PyObject *>c.elem)
+            raise
+        if r == CY_OK and s.ok:
+            return True
+        _decref(<PyObject *>c.elem)
+        if r == CY_OK:
+            raise ChanClosed("send on closed channel")
+        return False
+    r = _block(&cy_select_wait_op, &s, 0, ns, w)
+    if r != CY_OK:
+        raise TimeoutError("channel receive timed out")
+    if not s.ok:
+        if ok_form:
+            return (None, False)
+        raise ChanClosed("receive from closed channel")
+    if ok_form:
+        return (_take(s.value), True)
+    return _take(s.value)
+
+
+# The C functions behind ch.recv, ch.recv_ok and ch.send: how select tells
+# its cases apart (a bound method of a Chan is a PyCFunction whose self is
+# the channel).
+cdef void *_RECV_FN = NULL
+cdef void *_RECV_OK_FN = NULL
+cdef void *_SEND_FN = NULL
+
+
+cdef int _init_case_fns() except -1:
+    global _RECV_FN, _RECV_OK_FN, _SEND_FN
+    probe = Chan()
+    _RECV_FN = PyCFunction_GET_FUNCTION(probe.recv)
+    _RECV_OK_FN = PyCFunction_GET_FUNCTION(probe.recv_ok)
+    _SEND_FN = PyCFunction_GET_FUNCTION(probe.send)
+    return 0
+
+
+_init_case_fns()
+
+DEF _SMALL_SELECT = 8
+
+
+cdef int _parse_case(object case, cy_case *c, uint32_t *kind) except -1:
+    """Fills c from one select case; kind: 0 recv, 1 recv_ok, 2 send, 3 None."""
+    cdef void *fn
+    cdef object method = case
+    c.elem = NULL
+    if case is None:
+        c.ch = NULL
+        c.dir = CY_CASE_RECV
+        kind[0] = 3
+        return 0
+    if type(case) is tuple:
+        if len(<tuple>case) != 2:
+            raise TypeError("a send case is a (ch.send, value) tuple")
+        method = (<tuple>case)[0]
+    if not PyCFunction_Check(method) or type(<object>PyCFunction_GET_SELF(method)) is not Chan:
+        raise TypeError("a select case is ch.recv, ch.recv_ok, (ch.send, value) or None, "
+                        "with ch a cysync.Chan of the same implementation")
+    fn = PyCFunction_GET_FUNCTION(method)
+    c.ch = &(<Chan>PyCFunction_GET_SELF(method)).ch
+    if type(case) is tuple:
+        if fn != _SEND_FN:
+            raise TypeError("a send case is a (ch.send, value) tuple")
+        c.dir = CY_CASE_SEND
+        c.elem = <void *>(<tuple>case)[1]     # borrowed: the tuple holds it
+        kind[0] = 2
+    elif fn == _RECV_FN or fn == _RECV_OK_FN:
+        c.dir = CY_CASE_RECV
+        kind[0] = 0 if fn == _RECV_FN else 1
+    else:
+        raise TypeError("a select case is ch.recv, ch.recv_ok, (ch.send, value) or None")
+    return 0
+
+
+cdef extern from "_cysync_capi.h":
+    object (*cysync_select_impl)(PyObject **cases, Py_ssize_t n, object timeout, object ctx, int dflt)
+    object cysync_make_select(object module_name)
+
+
+cdef object _select_impl(PyObject **cases, Py_ssize_t n, object timeout, object ctx, int default):
+    """select() behind the fastcall wrapper in _cysync_capi.h (which has
+    the docstring)."""
+    cdef Py_ssize_t i
+    cdef cy_case small_cases[_SMALL_SELECT]
+    cdef cy_chan *small_locks[_SMALL_SELECT]
+    cdef uint32_t small_kinds[_SMALL_SELECT]
+    cdef cy_case *cs = small_cases
+    cdef cy_chan **locks = small_locks
+    cdef uint32_t *kinds = small_kinds
+    cdef cy_select s
+    cdef int64_t ns = _timeout_ns(timeout)
+    cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
+    cdef int r
+    cdef bint sent_refs = False
+    if n > 0xffff:
+        raise ValueError("too many select cases")
+    if n > _SMALL_SELECT:
+        cs = <cy_case *>PyMem_Malloc(n * sizeof(cy_case))
+        locks = <cy_chan **>PyMem_Malloc(n * sizeof(cy_chan *))
+        kinds = <uint32_t *>PyMem_Malloc(n * sizeof(uint32_t))
+        if cs == NULL or locks == NULL or kinds == NULL:
+            PyMem_Free(cs)
+            PyMem_Free(locks)
+            PyMem_Free(kinds)
+            raise MemoryError
+    try:
+        for i in range(n):
+            _parse_case(<object>cases[i], &cs[i], &kinds[i])
+        cy_select_init(&s, cs, <uint32_t>n, locks)
+        # Each send case's value gets a reference of its own: the channel
+        # keeps the one of the case that fires, the others are dropped.
+        for i in range(n):
+            if kinds[i] == 2:
+                Py_INCREF(<object>cs[i].elem)
+        sent_refs = True
+        r = cy_select_try(&s)           # first without releasing the GIL
+        if r != CY_OK and not default:
+            r = _block(&cy_select_wait_op, &s, 0, ns, w)
+        for i in range(n):
+            if kinds[i] == 2 and not (r == CY_OK and s.chosen == i and s.ok):
+                _decref(<PyObject *>cs[i].elem)
+        sent_refs = False
+        if r != CY_OK:
+            return (-1, None)
+        i = s.chosen
+        if kinds[i] == 2:
+            if not s.ok:
+                raise ChanClosed("send on closed channel")
+            return (i, None)
+        if not s.ok:
+            if kinds[i] == 1:
+                return (i, (None, False))
+            raise ChanClosed("receive from closed channel")
+        if kinds[i] == 1:
+            return (i, (_take(s.value), True))
+        return (i, _take(s.value))
+    finally:
+        if sent_refs:                    # _block raised: no case fired
+            for i in range(n):
+                if kinds[i] == 2:
+                    _decref(<PyObject *>cs[i].elem)
+        if cs != small_cases:
+            PyMem_Free(cs)
+            PyMem_Free(locks)
+            PyMem_Free(kinds)
+
+
+cysync_select_impl = _select_impl
+select = cysync_make_select(__name__)
+
+
+def after(seconds):
+    """Go's time.After: a channel that receives ``time.monotonic()`` once,
+    ``seconds`` from now, sent by the process's one timer thread."""
+    cdef int64_t ns = _seconds_to_ns(seconds)
+    ch = Chan(1)
+    _TIMER.call_at(_monotonic() + (ns / 1e9 if ns >= 0 else _FOREVER_SECONDS), ch.send)
+    return ch
+
+
 # ---------------------------------------------------------------- context, ErrGroup
 
 # Contexts and ErrGroup are Python, written once for both implementations:
@@ -1370,6 +1336,7 @@ from cysync._context import (
     with_timeout,
     with_value,
 )
+from cysync._context import _TIMER
 from cysync._errgroup import make_errgroup as _make_errgroup
 
 _Context = Context
@@ -1379,6 +1346,6 @@ ErrGroup = _make_errgroup(_types.SimpleNamespace(WaitGroup=WaitGroup, Semaphore=
 # The public classes present themselves as cysync's (reprs read
 # "<cysync.Semaphore at ...>", as lock_tests' regexes expect), like the pure twins.
 for _cls in (WaitGroup, Once, once_func, once_value, Semaphore, BoundedSemaphore,
-             WeightedSemaphore, Event, Barrier):
+             WeightedSemaphore, Event, Barrier, Chan):
     cysync_type_rename(_cls)
 del _cls

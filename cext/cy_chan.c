@@ -1,0 +1,337 @@
+#include "cy_chan.h"
+
+/* ------------------------------------------------------------- the buffer */
+
+static inline void ring_put(cy_chan *ch, void *v)
+{
+    uint32_t len = atomic_load_explicit(&ch->len, CY_RELAXED);
+    uint32_t i = ch->head + len;
+    if (i >= ch->cap)
+        i -= ch->cap;
+    ch->buf[i] = v;
+    atomic_store_explicit(&ch->len, len + 1, CY_RELAXED);
+}
+
+static inline void *ring_take(cy_chan *ch)
+{
+    void *v = ch->buf[ch->head];
+    if (++ch->head == ch->cap)
+        ch->head = 0;
+    atomic_store_explicit(&ch->len, atomic_load_explicit(&ch->len, CY_RELAXED) - 1, CY_RELAXED);
+    return v;
+}
+
+/* ------------------------------------------------------------- the queues */
+
+/* The first queued waiter that could still be claimed, claimed and out of
+ * the queue; NULL if none.  A node whose record was claimed elsewhere (a
+ * select that fired on another channel, a timeout, a cancel) is unlinked
+ * on the way: its owner, which locks this channel before it returns, finds
+ * it gone. */
+static cy_wnode *claim_first(cy_list *q)
+{
+    while (!cy_list_empty(q)) {
+        cy_wnode *n = cy_container_of(q->next, cy_wnode, link);
+        cy_list_remove(&n->link);
+        if (cy_waiter_claim(n->waiter, CY_CLAIM_FIRED))
+            return n;
+    }
+    return NULL;
+}
+
+/* Completes a claimed node's operation (its channel locked).  The store in
+ * cy_waiter_release is the last touch of the record: the waiter may return
+ * at once, so its address is returned for a wake after the unlock. */
+static cy_waiter *fire(cy_wnode *n, uint32_t ok)
+{
+    cy_waiter *w = n->waiter;
+    n->ok = ok;
+    w->fired = n;
+    cy_waiter_release(w);
+    return w;
+}
+
+/* ----------------------------------------------------- the operations */
+
+static int send_locked(cy_chan *ch, void *v, cy_waiter **wake)
+{
+    if (atomic_load_explicit(&ch->closed, CY_RELAXED))
+        return CY_CHAN_CLOSED;
+    cy_wnode *r = claim_first(&ch->recvq); /* a receiver waits: the buffer is empty */
+    if (r != NULL) {
+        r->elem = v;
+        *wake = fire(r, 1);
+        return 0;
+    }
+    if (atomic_load_explicit(&ch->len, CY_RELAXED) < ch->cap) {
+        ring_put(ch, v);
+        return 0;
+    }
+    return CY_CHAN_BLOCK;
+}
+
+static int recv_locked(cy_chan *ch, void **v, cy_waiter **wake)
+{
+    cy_wnode *s;
+    if (atomic_load_explicit(&ch->len, CY_RELAXED) > 0) {
+        *v = ring_take(ch);
+        /* The buffer was full if a sender waits: its value takes the slot
+         * just freed, behind every value sent before it. */
+        if ((s = claim_first(&ch->sendq)) != NULL) {
+            ring_put(ch, s->elem);
+            *wake = fire(s, 1);
+        }
+        return 0;
+    }
+    if ((s = claim_first(&ch->sendq)) != NULL) { /* unbuffered: straight from the sender */
+        *v = s->elem;
+        *wake = fire(s, 1);
+        return 0;
+    }
+    if (atomic_load_explicit(&ch->closed, CY_RELAXED)) {
+        *v = NULL;
+        return CY_CHAN_CLOSED;
+    }
+    return CY_CHAN_BLOCK;
+}
+
+int cy_chan_try_send(cy_chan *ch, void *v)
+{
+    cy_waiter *wake = NULL;
+    cy_mutex_lock(&ch->mu);
+    int r = send_locked(ch, v, &wake);
+    cy_mutex_unlock(&ch->mu);
+    if (wake != NULL)
+        cy_waiter_wake(wake);
+    return r;
+}
+
+int cy_chan_try_recv(cy_chan *ch, void **v)
+{
+    cy_waiter *wake = NULL;
+    cy_mutex_lock(&ch->mu);
+    int r = recv_locked(ch, v, &wake);
+    cy_mutex_unlock(&ch->mu);
+    if (wake != NULL)
+        cy_waiter_wake(wake);
+    return r;
+}
+
+int cy_chan_close(cy_chan *ch)
+{
+    cy_wnode *n;
+    cy_mutex_lock(&ch->mu);
+    if (atomic_load_explicit(&ch->closed, CY_RELAXED)) {
+        cy_mutex_unlock(&ch->mu);
+        return -1;
+    }
+    atomic_store_explicit(&ch->closed, 1, CY_RELEASE);
+    /* Closing is rare: wake each waiter at once (its record stays alive
+     * until its owner has locked the channel, which we hold). */
+    while ((n = claim_first(&ch->recvq)) != NULL) {
+        n->elem = NULL;
+        cy_waiter_wake(fire(n, 0));
+    }
+    while ((n = claim_first(&ch->sendq)) != NULL)
+        cy_waiter_wake(fire(n, 0)); /* the sender keeps its value */
+    cy_mutex_unlock(&ch->mu);
+    return 0;
+}
+
+int cy_chan_drain(cy_chan *ch, void **v)
+{
+    if (atomic_load_explicit(&ch->len, CY_RELAXED) == 0)
+        return 0;
+    *v = ring_take(ch);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ select */
+
+void cy_select_init(cy_select *s, cy_case *cases, uint32_t n, cy_chan **locks)
+{
+    s->cases = cases;
+    s->n = n;
+    s->locks = locks;
+    s->nlocks = 0;
+    s->chosen = 0;
+    s->ok = 0;
+    s->value = NULL;
+    /* The distinct channels in address order: insertion sort, selects are small. */
+    for (uint32_t i = 0; i < n; i++) {
+        cy_chan *ch = cases[i].ch;
+        cy_list_init(&cases[i].node.link);
+        if (ch == NULL)
+            continue;
+        uint32_t j = s->nlocks;
+        while (j > 0 && (uintptr_t)locks[j - 1] > (uintptr_t)ch)
+            j--;
+        if (j > 0 && locks[j - 1] == ch)
+            continue;
+        for (uint32_t k = s->nlocks; k > j; k--)
+            locks[k] = locks[k - 1];
+        locks[j] = ch;
+        s->nlocks++;
+    }
+}
+
+static void lock_all(cy_select *s)
+{
+    for (uint32_t i = 0; i < s->nlocks; i++)
+        cy_mutex_lock(&s->locks[i]->mu);
+}
+
+static void unlock_all(cy_select *s)
+{
+    for (uint32_t i = s->nlocks; i > 0; i--)
+        cy_mutex_unlock(&s->locks[i - 1]->mu);
+}
+
+/* A per-thread xorshift: select's random choice needs speed, not quality. */
+static uint32_t rand32(void)
+{
+#if defined(_MSC_VER) && !defined(__clang__)
+    static __declspec(thread) uint32_t x;
+#else
+    static _Thread_local uint32_t x;
+#endif
+    if (x == 0)
+        x = (uint32_t)((uintptr_t)&x >> 4) ^ (uint32_t)cy_now_ns() ^ 0x9E3779B9u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+}
+
+static int case_ready(cy_case *c)
+{
+    cy_chan *ch = c->ch;
+    if (atomic_load_explicit(&ch->closed, CY_RELAXED))
+        return 1;
+    if (c->dir == CY_CASE_RECV)
+        return atomic_load_explicit(&ch->len, CY_RELAXED) > 0 || !cy_list_empty(&ch->sendq);
+    return !cy_list_empty(&ch->recvq) || atomic_load_explicit(&ch->len, CY_RELAXED) < ch->cap;
+}
+
+/* Under every lock: runs one ready case, chosen uniformly among them
+ * (reservoir sampling over one pass); CY_OK, or CY_CHAN_BLOCK. */
+static int select_locked(cy_select *s, cy_waiter **wake)
+{
+    for (;;) {
+        uint32_t ready = 0, pick = 0;
+        for (uint32_t i = 0; i < s->n; i++) {
+            cy_case *c = &s->cases[i];
+            if (c->ch != NULL && case_ready(c) && rand32() % ++ready == 0)
+                pick = i;
+        }
+        if (ready == 0)
+            return CY_CHAN_BLOCK;
+        cy_case *c = &s->cases[pick];
+        int r;
+        if (c->dir == CY_CASE_RECV) {
+            r = recv_locked(c->ch, &s->value, wake);
+        } else {
+            r = send_locked(c->ch, c->elem, wake);
+            s->value = NULL;
+        }
+        if (r != CY_CHAN_BLOCK) {
+            s->chosen = pick;
+            s->ok = r == 0;
+            return CY_OK;
+        }
+        /* Its queue held only records claimed elsewhere, now unlinked: look again. */
+    }
+}
+
+int cy_select_try(cy_select *s)
+{
+    cy_waiter *wake = NULL;
+    lock_all(s);
+    int r = select_locked(s, &wake);
+    unlock_all(s);
+    if (wake != NULL)
+        cy_waiter_wake(wake);
+    return r;
+}
+
+int cy_select_wait(cy_select *s, uintptr_t begin, int64_t deadline, cy_waiter *w)
+{
+    (void)begin;
+    if (atomic_load_explicit(&w->claim, CY_ACQUIRE) == CY_CLAIM_CANCEL)
+        return CY_CANCELLED;
+    cy_waiter *wake = NULL;
+    lock_all(s);
+    int r = select_locked(s, &wake);
+    if (r == CY_OK || (deadline != CY_NO_DEADLINE && deadline <= cy_now_ns())) {
+        unlock_all(s);
+        if (wake != NULL)
+            cy_waiter_wake(wake);
+        return r == CY_OK ? CY_OK : CY_TIMEOUT;
+    }
+    for (uint32_t i = 0; i < s->n; i++) {
+        cy_case *c = &s->cases[i];
+        if (c->ch == NULL)
+            continue;
+        c->node.waiter = w;
+        c->node.key = c->ch;
+        c->node.index = i;
+        c->node.elem = c->dir == CY_CASE_SEND ? c->elem : NULL;
+        c->node.ok = 0;
+        cy_list_push_back(c->dir == CY_CASE_RECV ? &c->ch->recvq : &c->ch->sendq, &c->node.link);
+    }
+    unlock_all(s);
+
+    /* Asleep on the record, spinning first for as long as the first
+     * channel's waits have lately lasted (cy_spin.h). */
+    cy_spinner *spin = s->nlocks > 0 ? &s->locks[0]->spin : NULL;
+    int64_t start = 0;
+    uint32_t mark = 0;
+    int parked = 0;
+    cy_status pr = CY_OK;
+    int moved = spin != NULL && cy_spin_while(spin, &w->word, 0, deadline, &start, &mark);
+    while (!moved && atomic_load_explicit(&w->word, CY_ACQUIRE) == 0) {
+        parked = 1;
+        if ((pr = cy_park(&w->word, 0, deadline)) != CY_OK)
+            break;
+    }
+    /* Timed out or interrupted: end the wait ourselves, unless someone
+     * claimed it first (then their outcome stands: nothing is lost). */
+    if (atomic_load_explicit(&w->word, CY_ACQUIRE) == 0 && pr != CY_OK)
+        cy_waiter_claim(w, CY_CLAIM_SELF);
+    uint32_t who = atomic_load_explicit(&w->claim, CY_ACQUIRE);
+    if (who == CY_CLAIM_FIRED) {
+        /* The claimer stores the word right after its claim (still under
+         * its channel's lock): wait for that, and for what it wrote. */
+        while (atomic_load_explicit(&w->word, CY_ACQUIRE) == 0)
+            (void)cy_park(&w->word, 0, CY_NO_DEADLINE);
+    }
+    /* A fired single case was unlinked by its claimer; otherwise take
+     * every node still queued out of its queue. */
+    if (who != CY_CLAIM_FIRED || s->n > 1) {
+        lock_all(s);
+        for (uint32_t i = 0; i < s->n; i++)
+            if (s->cases[i].ch != NULL && cy_list_linked(&s->cases[i].node.link))
+                cy_list_remove(&s->cases[i].node.link);
+        unlock_all(s);
+    }
+    if (spin != NULL && (parked || who != CY_CLAIM_FIRED))
+        cy_spin_learn(spin, cy_now_ns() - start, who == CY_CLAIM_SELF && pr == CY_TIMEOUT);
+    if (who == CY_CLAIM_CANCEL)
+        return CY_CANCELLED;
+    if (who == CY_CLAIM_SELF)
+        return pr;
+    cy_wnode *f = w->fired;
+    s->chosen = f->index;
+    s->ok = f->ok;
+    s->value = s->cases[f->index].dir == CY_CASE_RECV ? f->elem : NULL;
+    if (spin != NULL && !parked)
+        cy_spin_linger(spin, mark);
+    return CY_OK;
+}
+
+static int select_op(void *s, uintptr_t begin, int64_t deadline, cy_waiter *w)
+{
+    return cy_select_wait((cy_select *)s, begin, deadline, w);
+}
+
+const cy_wait_op cy_select_wait_op = {select_op, NULL};

@@ -1,0 +1,172 @@
+#include "cy_waiter.h"
+
+/* ------------------------------------------------------------ the records */
+
+void cy_waiter_begin(cy_waiter *w, cy_cancel *c)
+{
+    atomic_init(&w->word, 0);
+    atomic_init(&w->claim, CY_CLAIM_NONE);
+    w->fired = NULL;
+    w->cancel = c;
+    if (c == NULL)
+        return;
+    w->cnode.waiter = w;
+    w->cnode.key = NULL;
+    cy_mutex_lock(&c->mu);
+    cy_list_push_back(&c->waiters, &w->cnode.link);
+    cy_mutex_unlock(&c->mu);
+    /* A fire that went through the list before we joined it had already set
+     * `fired` (it does so before taking mu): claim on its behalf. */
+    if (atomic_load_explicit(&c->fired, CY_SEQ_CST))
+        cy_waiter_claim(w, CY_CLAIM_CANCEL);
+}
+
+void cy_waiter_end(cy_waiter *w)
+{
+    cy_cancel *c = w->cancel;
+    if (c == NULL)
+        return;
+    /* After this the token can no longer reach the record, which may go. */
+    cy_mutex_lock(&c->mu);
+    cy_list_remove(&w->cnode.link);
+    cy_mutex_unlock(&c->mu);
+}
+
+cy_status cy_waiter_rearm(cy_waiter *w)
+{
+    atomic_store_explicit(&w->word, 0, CY_RELAXED);
+    w->fired = NULL;
+    /* Dekker with cy_cancel_fire: it sets `fired` and then tries to claim;
+     * we unclaim and then read `fired`: one of us sees the other. */
+    atomic_store_explicit(&w->claim, CY_CLAIM_NONE, CY_SEQ_CST);
+    if (cy_cancel_fired(w->cancel))
+        cy_waiter_claim(w, CY_CLAIM_CANCEL);
+    return atomic_load_explicit(&w->claim, CY_ACQUIRE) == CY_CLAIM_CANCEL ? CY_CANCELLED : CY_OK;
+}
+
+void cy_cancel_fire(cy_cancel *c)
+{
+    if (atomic_exchange_explicit(&c->fired, 1, CY_SEQ_CST))
+        return;
+    cy_mutex_lock(&c->mu);
+    for (cy_list *l = c->waiters.next; l != &c->waiters; l = l->next) {
+        cy_waiter *w = cy_container_of(l, cy_wnode, link)->waiter;
+        /* A record claimed by someone else is theirs to wake.  Ours we wake
+         * while holding mu: the record cannot leave the list (and its stack
+         * frame vanish) before we are done with it. */
+        if (cy_waiter_claim(w, CY_CLAIM_CANCEL)) {
+            cy_waiter_release(w);
+            cy_waiter_wake(w);
+        }
+    }
+    cy_mutex_unlock(&c->mu);
+}
+
+int cy_wait(const cy_wait_op *op, void *obj, uintptr_t begin, int64_t deadline, cy_cancel *c,
+            int (*on_intr)(void *), void *arg)
+{
+    cy_waiter w;
+    cy_waiter_begin(&w, c);
+    int r;
+    while ((r = op->wait(obj, begin, deadline, &w)) == CY_INTR) {
+        if (on_intr != NULL && on_intr(arg) != 0)
+            break;
+        /* A claim of its own ended that attempt (a channel wait gives up
+         * its queues before it reports CY_INTR): unclaimed for the next.  A
+         * cancel meanwhile stays claimed, and the next attempt sees it. */
+        (void)cy_waiter_rearm(&w);
+    }
+    cy_waiter_end(&w);
+    return r;
+}
+
+/* ------------------------------------------------------ the address table */
+
+/* Records waiting through the table, anywhere; cy_wake skips the table
+ * while there are none, which is always for waits without a context. */
+static _Atomic uint32_t table_waiters;
+
+#define NBUCKETS 64
+static struct {
+    cy_mutex mu;
+    cy_list head;
+} buckets[NBUCKETS]; /* zero: unlocked mutexes; lists made on first use */
+
+static cy_list *bucket_list(size_t b)
+{
+    /* A zeroed head is an empty list that was never initialised. */
+    if (buckets[b].head.next == NULL)
+        cy_list_init(&buckets[b].head);
+    return &buckets[b].head;
+}
+
+cy_status cy_wait_addr(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline, cy_waiter *w)
+{
+    if (w == NULL || w->cancel == NULL)
+        return cy_park(addr, expected, deadline);
+
+    cy_wnode n;
+    n.waiter = w;
+    n.key = (const void *)addr;
+    size_t b = cy_addr_hash(addr, NBUCKETS);
+    atomic_store_explicit(&w->word, 0, CY_RELAXED);
+
+    atomic_fetch_add_explicit(&table_waiters, 1, CY_SEQ_CST);
+    cy_mutex_lock(&buckets[b].mu);
+    cy_list_push_back(bucket_list(b), &n.link);
+    cy_mutex_unlock(&buckets[b].mu);
+    /* Pairs with the fence in cy_wake: from here on a change of *addr is
+     * either seen below or pokes us; a cancel claims and wakes us. */
+    atomic_thread_fence(CY_SEQ_CST);
+
+    cy_status r;
+    if (atomic_load_explicit(&w->claim, CY_ACQUIRE) == CY_CLAIM_CANCEL)
+        r = CY_CANCELLED;
+    else if (atomic_load_explicit(addr, CY_ACQUIRE) != expected)
+        r = CY_OK;
+    else {
+        r = cy_park(&w->word, 0, deadline);
+        if (atomic_load_explicit(&w->claim, CY_ACQUIRE) == CY_CLAIM_CANCEL)
+            r = CY_CANCELLED;
+    }
+
+    cy_mutex_lock(&buckets[b].mu);
+    cy_list_remove(&n.link);
+    cy_mutex_unlock(&buckets[b].mu);
+    atomic_fetch_sub_explicit(&table_waiters, 1, CY_RELAXED);
+    return r;
+}
+
+void cy_wake(_Atomic uint32_t *addr, int32_t n)
+{
+    cy_wake_os(addr, n);
+    /* Pairs with the fence in cy_wait_addr: either this load sees the
+     * record registered, or that record sees the word the caller changed. */
+    atomic_thread_fence(CY_SEQ_CST);
+    if (atomic_load_explicit(&table_waiters, CY_RELAXED) == 0)
+        return;
+    size_t b = cy_addr_hash(addr, NBUCKETS);
+    cy_mutex_lock(&buckets[b].mu);
+    cy_list *head = bucket_list(b);
+    for (cy_list *l = head->next; l != head; l = l->next) {
+        cy_wnode *node = cy_container_of(l, cy_wnode, link);
+        if (node->key == (const void *)addr) {
+            /* A poke, not a claim: the record re-checks the word.  It stays
+             * registered, hence alive, while we hold the bucket. */
+            cy_waiter_release(node->waiter);
+            cy_waiter_wake(node->waiter);
+        }
+    }
+    cy_mutex_unlock(&buckets[b].mu);
+}
+
+cy_status cy_cancel_wait(cy_cancel *c, int64_t deadline)
+{
+    _Atomic uint32_t never;
+    cy_waiter w;
+    atomic_init(&never, 0);
+    cy_waiter_begin(&w, c);
+    cy_status r = cy_wait_addr(&never, 0, deadline, &w);
+    cy_waiter_end(&w);
+    return r;
+}

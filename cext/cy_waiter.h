@@ -1,0 +1,150 @@
+/* cy_waiter.h - one waiter record per blocked thread, for every primitive.
+ *
+ * The model of Go's sudog (runtime/chan.go, runtime/select.go) and of
+ * CPython's Python/parking_lot.c wait entries.  A thread that must block
+ * fills a cy_waiter on its own stack: a futex word it sleeps on, and a claim
+ * word that says, once, who ended the wait.  The record can be queued on
+ * several objects at once through cy_wnode links (a select queues one link
+ * on every channel it waits for; a context's token holds one more); whoever
+ * fires first claims it with one compare-and-swap, writes what it hands over
+ * and wakes it, and the others, failing the claim, unlink it and move on.
+ * A context's cancel, a channel partner, a close, the waiter's own timeout
+ * and, later, an asyncio waiter are all "claim and wake this record".
+ *
+ * Primitives whose state is one word (Semaphore, Event, WaitGroup,
+ * Barrier) do not hand anything over: their waiters sleep on that word, and
+ * a record with a token joins the address table below instead, where
+ * cy_wake() pokes it (wakes it without a claim) so it re-checks the word.
+ *
+ * Layers: this file calls cy_park.h (the OS backends) and nothing calls up
+ * into it from there.
+ */
+#ifndef CY_WAITER_H
+#define CY_WAITER_H
+
+#include "cy_list.h"
+#include "cy_mutex.h"
+#include "cy_park.h"
+
+/* Who ended a wait (cy_waiter.claim); 0 while nobody has. */
+enum {
+    CY_CLAIM_NONE = 0,
+    CY_CLAIM_FIRED = 1,  /* a partner completed the operation (w->fired says which link) */
+    CY_CLAIM_CANCEL = 2, /* the waiter's cancellation token fired */
+    CY_CLAIM_SELF = 3    /* the waiter itself gave up (timeout, signal) */
+};
+
+typedef struct cy_waiter cy_waiter;
+typedef struct cy_cancel cy_cancel;
+
+/* A waiter's place in one queue. */
+typedef struct cy_wnode {
+    cy_list link;
+    cy_waiter *waiter;
+    const void *key; /* the address table: the word waited on */
+    void *elem;      /* channels: the value sent, or the value received */
+    uint32_t index;  /* select: the case's position */
+    uint32_t ok;     /* channels: 1 = a value moved, 0 = the channel was closed */
+} cy_wnode;
+
+struct cy_waiter {
+    _Atomic uint32_t word;      /* 0 while asleep; a claim or a poke stores 1, then wakes */
+    _Atomic uint32_t claim;     /* CY_CLAIM_*: set once per attempt, by compare-and-swap */
+    cy_wnode *fired;            /* with CY_CLAIM_FIRED: the link that fired */
+    cy_cancel *cancel;          /* the token that can end this wait, or NULL */
+    cy_wnode cnode;             /* on the token's list, while cancel != NULL */
+};
+
+/* A cancellation token: the C half of a context. */
+struct cy_cancel {
+    _Atomic uint32_t fired; /* 0, then 1 for ever */
+    cy_mutex mu;            /* guards waiters */
+    cy_list waiters;        /* cy_wnode.link of the records that can be cancelled */
+};
+
+static inline void cy_cancel_init(cy_cancel *c)
+{
+    atomic_init(&c->fired, 0);
+    cy_mutex_init(&c->mu);
+    cy_list_init(&c->waiters);
+}
+
+static inline int cy_cancel_fired(cy_cancel *c)
+{
+    return c != NULL && atomic_load_explicit(&c->fired, CY_ACQUIRE) != 0;
+}
+
+/* Fires the token (idempotent): every record registered with it is claimed
+ * (CY_CLAIM_CANCEL) unless someone claimed it first, and woken. */
+void cy_cancel_fire(cy_cancel *c);
+
+/* Sleeps until `c` fires (CY_CANCELLED), the deadline passes or a signal
+ * arrives: a wait on the token alone. */
+cy_status cy_cancel_wait(cy_cancel *c, int64_t deadline);
+
+/* Starts a blocking call: an unclaimed record, registered with `c` (may be
+ * NULL).  Every cy_waiter_begin is paired with one cy_waiter_end. */
+void cy_waiter_begin(cy_waiter *w, cy_cancel *c);
+void cy_waiter_end(cy_waiter *w);
+
+/* Claims w for `who`; 1 if this call won.  seq_cst: pairs with the token's
+ * fired flag (cy_waiter_rearm) and with the waiters' queue checks. */
+static inline int cy_waiter_claim(cy_waiter *w, uint32_t who)
+{
+    uint32_t expect = CY_CLAIM_NONE;
+    return atomic_compare_exchange_strong_explicit(&w->claim, &expect, who, CY_SEQ_CST, CY_RELAXED);
+}
+
+/* After the claimer has written what it hands over: the last write to the
+ * record (the waiter may return and its stack frame go at once after it);
+ * then wake it by address, which touches no memory of the record. */
+static inline void cy_waiter_release(cy_waiter *w) { atomic_store_explicit(&w->word, 1, CY_RELEASE); }
+static inline void cy_waiter_wake(cy_waiter *w) { cy_wake_os(&w->word, 1); }
+
+/* Before a new attempt of the same call (after CY_INTR or a claim of its
+ * own): unclaimed again.  Returns CY_CANCELLED if the token fired meanwhile
+ * (its claim was lost to ours), else CY_OK. */
+cy_status cy_waiter_rearm(cy_waiter *w);
+
+/* Sleeps until the record is woken (CY_OK: look at w->claim), the deadline
+ * passes (CY_TIMEOUT) or a signal arrives (CY_INTR). */
+static inline cy_status cy_waiter_sleep(cy_waiter *w, int64_t deadline)
+{
+    if (atomic_load_explicit(&w->word, CY_ACQUIRE) != 0)
+        return CY_OK;
+    return cy_park(&w->word, 0, deadline);
+}
+
+/* One blocking operation, as every primitive hands it to cy_wait(). */
+typedef struct cy_wait_op {
+    /* One attempt: CY_OK, CY_TIMEOUT, CY_INTR, CY_CANCELLED, or a result of
+     * the primitive's own (>= 16).  `begin` is what the caller got when it
+     * began the wait (a generation, a queue node, a ticket).  An attempt
+     * that returns CY_CANCELLED has undone whatever the wait had taken. */
+    int (*wait)(void *obj, uintptr_t begin, int64_t deadline, cy_waiter *w);
+    /* Gives the wait up after CY_INTR or CY_TIMEOUT (a signal handler
+     * raised, a context ended, the timeout is final): returns 1 if it
+     * completed meanwhile and `keep` asks to keep what it got (a timeout),
+     * else undoes it and returns 0.  NULL: an attempt leaves nothing behind. */
+    int (*leave)(void *obj, uintptr_t begin, int keep);
+} cy_wait_op;
+
+/* The one blocking driver (CPython's acquire_timed() is the model): runs
+ * op->wait with one record registered with `c` (may be NULL) until it
+ * returns anything but CY_INTR; after each CY_INTR it calls on_intr(arg)
+ * (the Python layer runs the signal handlers there; NULL: nothing) and
+ * stops with CY_INTR if that returns nonzero.  The caller then calls
+ * op->leave if it gives up. */
+int cy_wait(const cy_wait_op *op, void *obj, uintptr_t begin, int64_t deadline, cy_cancel *c,
+            int (*on_intr)(void *), void *arg);
+
+/* The address table: sleep while *addr == expected, until the deadline, a
+ * signal or the record's token (CY_CANCELLED); w == NULL, or a record
+ * without a token, is a plain cy_park on addr. */
+cy_status cy_wait_addr(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline, cy_waiter *w);
+
+/* Wakes up to n threads parked on addr (CY_WAKE_ALL: all) and pokes every
+ * record waiting on it through the address table. */
+void cy_wake(_Atomic uint32_t *addr, int32_t n);
+
+#endif /* CY_WAITER_H */
