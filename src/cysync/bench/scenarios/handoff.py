@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..runner import BenchError, Impl, Result, Settings, Worker, check, join_all, make_result, np
+from ..tables import Index, Target, side_by_side, with_targets
 
 NAME = "handoff"
 TITLE = "round trip between two threads"
@@ -121,3 +122,19 @@ def run(s: Settings) -> list[Result]:
         res.median = float(p50)  # the median of all round trips, not of the repeats' medians
         results.append(res)
     return results
+
+
+# --- report -------------------------------------------------------------------
+
+TARGETS = [
+    Target("Semaphore pair round trip, c / stdlib", NAME, ("Semaphore pair", "c"),
+           ("Semaphore pair", "stdlib"), 0.8),
+    Target("Barrier(2) round trip, c / stdlib", NAME, ("Barrier(2)", "c"),
+           ("Barrier(2)", "stdlib"), 0.8),
+]
+
+
+def render(idx: Index, markdown: bool) -> list[str]:
+    out = [side_by_side(idx, NAME, markdown, p99=True),
+           "Median round trip (µs) between two threads ± interquartile range of the repeats' medians."]
+    return with_targets(out, idx, TARGETS, markdown)

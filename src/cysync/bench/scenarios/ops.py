@@ -24,6 +24,7 @@ from typing import Any
 from ..runner import (
     FLOOR, UNROLL, Impl, LoopTimer, Result, Settings, compile_call, gc_paused, make_result, np,
 )
+from ..tables import Index, Target, fmt, side_by_side, with_targets
 
 NAME = "ops"
 TITLE = "fast-path cost per operation"
@@ -194,3 +195,43 @@ def run(s: Settings) -> list[Result]:
             samples = [(t - loop_ns * timer.n) / (timer.n * UNROLL) for t in ts]
         results.append(make_result(NAME, op.name, impl.name, UNIT, samples, loops=timer.n * UNROLL))
     return results
+
+
+# --- report -------------------------------------------------------------------
+
+TARGETS = [
+    Target("WaitGroup add(1)+done(), c / F", NAME, ("WaitGroup add(1)+done()", "c"),
+           (F_NAME, "floor"), 5),
+    Target("WaitGroup add(1)+done(), py / c", NAME, ("WaitGroup add(1)+done()", "py"),
+           ("WaitGroup add(1)+done()", "c"), 25, "ge"),
+    Target("Once.do(f) when done, c / F", NAME, ("Once.do(f) when done", "c"), (F_NAME, "floor"), 2.5),
+    Target("Semaphore acquire+release, c / Lock acquire+release", NAME,
+           ("Semaphore acquire+release", "c"), (LOCK_PAIR, "floor"), 0.5),
+    Target("Semaphore acquire+release, stdlib / c", NAME, ("Semaphore acquire+release", "stdlib"),
+           ("Semaphore acquire+release", "c"), 30, "ge"),
+    Target("with Semaphore, c / with Lock", NAME, ("with Semaphore: pass", "c"),
+           (WITH_LOCK, "floor"), 1.0),
+    Target("WeightedSemaphore acquire(1)+release(1), c / F", NAME,
+           ("WeightedSemaphore acquire(1)+release(1)", "c"), (F_NAME, "floor"), 6),
+    Target("Event is_set(), c / F", NAME, ("Event is_set()", "c"), (F_NAME, "floor"), 1.5),
+    Target("Event set()+clear(), c / F", NAME, ("Event set()+clear()", "c"), (F_NAME, "floor"), 4),
+    Target("@deferrable fn with defer(wg.done), c / try/finally", NAME,
+           ("fn: wg.add(1), defer(wg.done)", "c"), ("fn: wg.add(1), try/finally wg.done()", "c"), 4),
+]
+
+#: The panel of the plot: ns from under 1 to thousands.
+PLOT = "log bars"
+
+
+def render(idx: Index, markdown: bool) -> list[str]:
+    out = [side_by_side(idx, NAME, markdown, floor=True, per_f=F_NAME)]
+    f = idx.get(NAME, F_NAME, "floor")
+    empty = idx.get(NAME, EMPTY, "floor")
+    notes = "ns per operation, median of the repeats ± interquartile range."
+    if f:
+        notes += f" F = {fmt(f.median)} ns, an empty C method call (threading.Lock().locked())"
+        notes += f"; the timing loop's own cost ({fmt(empty.median) if empty else '?'} ns/op) is subtracted."
+    if idx.get(NAME, "once_value() when done", "stdlib"):
+        notes += " stdlib once_value = a functools.cache'd function."
+    out.append(notes)
+    return with_targets(out, idx, TARGETS, markdown)
