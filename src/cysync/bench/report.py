@@ -177,6 +177,13 @@ def have_matplotlib() -> bool:
     return True
 
 
+#: One colour per implementation, the same in every panel.
+COLOURS = {"floor": "tab:gray", "c": "tab:blue", "py": "tab:orange", "stdlib": "tab:green",
+           "pygolang": "tab:red"}
+#: Lines over thread counts: one style per row name within a panel.
+LINE_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))
+
+
 def _panels(idx: Index) -> list[tuple[str, str, list[tuple[str, Result]]]]:
     """(scenario, unit, [(label, result)]): a panel per scenario and unit.
 
@@ -194,7 +201,8 @@ def _panels(idx: Index) -> list[tuple[str, str, list[tuple[str, Result]]]]:
 
 def plot(results: Sequence[Result], meta: dict[str, Any], path: str) -> None:
     """A panel per scenario (and unit): bars, or lines over thread counts where
-    the scenario's module says ``PLOT = "lines"``."""
+    the scenario's module says ``PLOT = "lines"``; an implementation has the
+    same colour in every panel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -210,11 +218,13 @@ def plot(results: Sequence[Result], meta: dict[str, Any], path: str) -> None:
         impls = [i for i in idx.impls(scenario) if any(r.impl == i for _, r in rows)]
         labels = ordered(lab for lab, _ in rows)
         if style == "lines":
-            for lab in labels:
+            for k, lab in enumerate(labels):
+                line, marker = LINE_STYLES[k % len(LINE_STYLES)]
                 for i in impls:
                     pts = sorted((r.threads, r.median) for la, r in rows if la == lab and r.impl == i)
                     if pts:
-                        ax.plot(*zip(*pts), marker="o", label=f"{lab} [{i}]")
+                        ax.plot(*zip(*pts), linestyle=line, marker=marker, color=COLOURS.get(i),
+                                label=f"{lab} [{i}]")
             ax.set_xlabel("threads")
         else:
             width = 0.8 / max(1, len(impls))
@@ -223,7 +233,8 @@ def plot(results: Sequence[Result], meta: dict[str, Any], path: str) -> None:
                 for lab in labels:
                     match = [r for la, r in rows if r.impl == i and la == lab]
                     ys.append(match[0].median if match else 0.0)
-                ax.barh([j + k * width for j in range(len(labels))], ys, height=width, label=i)
+                ax.barh([j + k * width for j in range(len(labels))], ys, height=width, label=i,
+                        color=COLOURS.get(i))
             ax.set_yticks([j + 0.4 - width / 2 for j in range(len(labels))])
             ax.set_yticklabels(labels, fontsize=7)
             ax.invert_yaxis()
