@@ -167,34 +167,43 @@ def make_callable(op: Op, impl: Impl) -> Callable[[], None]:
     return compile_call(op.stmt, op.setup(impl))
 
 
-def run(s: Settings) -> list[Result]:
-    cases = [(op, FLOOR) for op in FLOORS]
-    cases += [(op, impl) for op in OPS for impl in s.impls if applicable(op, impl)]
-    s.begin(NAME, len(cases) * (s.repeat + 1))
+def time_loops(scenario: str, cases: list[tuple[str, Impl, LoopTimer]], s: Settings) -> list[Result]:
+    """Time each (name, implementation, timer) in ns per statement.
+
+    ``cases[0]`` must be the empty loop (``EMPTY``): its cost per iteration
+    is subtracted from every other case. Takes ``len(cases) * (s.repeat + 1)``
+    progress steps.
+    """
     timers = []
-    for op, impl in cases:  # calibration doubles as warm-up
-        timer = make_timer(op, impl)
+    for name, impl, timer in cases:  # calibration doubles as warm-up
         with gc_paused():
             timer.calibrate(s.min_time)
         timers.append(timer)
-        s.step(f"calibrating {op.name} [{impl.name}]")
+        s.step(f"calibrating {name} [{impl.name}]")
     totals: list[list[int]] = [[] for _ in cases]
     for _ in range(s.repeat):  # interleaved: every case once per repeat
         for i, timer in enumerate(timers):
             with gc_paused():
                 totals[i].append(timer(timer.n))
-            s.step(f"{cases[i][0].name} [{cases[i][1].name}]")
+            s.step(f"{cases[i][0]} [{cases[i][1].name}]")
     # The loop's own cost per iteration (the empty loop is cases[0]).
     empty = timers[0]
     loop_ns = float(np.median([t / empty.n for t in totals[0]]))
     results = []
-    for (op, impl), timer, ts in zip(cases, timers, totals):
-        if op.name == EMPTY:
+    for (name, impl, _), timer, ts in zip(cases, timers, totals):
+        if name == EMPTY:
             samples = [t / (timer.n * UNROLL) for t in ts]
         else:
             samples = [(t - loop_ns * timer.n) / (timer.n * UNROLL) for t in ts]
-        results.append(make_result(NAME, op.name, impl.name, UNIT, samples, loops=timer.n * UNROLL))
+        results.append(make_result(scenario, name, impl.name, UNIT, samples, loops=timer.n * UNROLL))
     return results
+
+
+def run(s: Settings) -> list[Result]:
+    cases = [(op, FLOOR) for op in FLOORS]
+    cases += [(op, impl) for op in OPS for impl in s.impls if applicable(op, impl)]
+    s.begin(NAME, len(cases) * (s.repeat + 1))
+    return time_loops(NAME, [(op.name, impl, make_timer(op, impl)) for op, impl in cases], s)
 
 
 # --- report -------------------------------------------------------------------
