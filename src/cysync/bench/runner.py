@@ -63,6 +63,7 @@ DEFAULT_IMPLS = ("c", "py", "stdlib")
 _PUBLIC = (
     "WaitGroup", "Once", "once_func", "once_value", "Semaphore", "BoundedSemaphore",
     "WeightedSemaphore", "Event", "Barrier", "ErrGroup", "deferrable", "defer",
+    "Chan", "ChanClosed", "select", "after",
 )
 
 
@@ -119,9 +120,12 @@ def _load_stdlib() -> Impl:
 
 def _load_pygolang() -> Impl:
     sync = importlib.import_module("golang.sync")
-    return Impl("pygolang", "pygolang (golang.sync)", {
-        n: getattr(sync, n) for n in ("WaitGroup", "Once") if hasattr(sync, n)
-    })
+    golang = importlib.import_module("golang")
+    classes = {n: getattr(sync, n) for n in ("WaitGroup", "Once") if hasattr(sync, n)}
+    # Its channels under their own names: their methods are not cysync's
+    # (no timeouts, recv_ for recv_ok, `default` is a case of select).
+    classes.update({n: getattr(golang, n) for n in ("chan", "select", "default") if hasattr(golang, n)})
+    return Impl("pygolang", "pygolang (golang.sync, golang.chan)", classes)
 
 
 _LOADERS = {"c": _load_c, "py": _load_py, "stdlib": _load_stdlib, "pygolang": _load_pygolang}
@@ -347,6 +351,32 @@ class LoopTimer:
         self.n = max(1, int(n * target / max(t, 1)))
         self(self.n)  # one more warm-up run at full length
         return self.n
+
+
+class BatchTimer(LoopTimer):
+    """A loop whose statement uses up what ``fill(k)`` provides (a ready value).
+
+    ``timer(n)`` runs the loop in chunks of at most ``chunk`` iterations;
+    before each chunk, untimed, ``fill(k)`` provides for the k * UNROLL
+    statements of the chunk (it must find nothing left over: ``left()`` is
+    0). The time returned is the chunks' only.
+    """
+
+    def __init__(self, stmt: str, namespace: dict[str, Any], fill: Callable[[int], None],
+                 left: Callable[[], int], chunk: int) -> None:
+        super().__init__(stmt, namespace)
+        self._fill, self._left, self._chunk = fill, left, max(1, chunk)
+
+    def __call__(self, n: int) -> int:
+        total = 0
+        while n > 0:
+            k = min(n, self._chunk)
+            if self._left():
+                raise BenchError(f"{self._left()} values left over by a loop that should take them all")
+            self._fill(k * UNROLL)
+            total += self._loop(k, *self._values)
+            n -= k
+        return total
 
 
 class _GCPaused:

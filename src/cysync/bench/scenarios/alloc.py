@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..runner import Impl, Result, Settings, make_result, np
+from ..tables import Index, Target, ordered, table
 from . import defer, ops
 
 NAME = "alloc"
@@ -146,3 +147,53 @@ def run(s: Settings) -> list[Result]:
                                    deep=deep_sizeof(obj)))
     s.step("sizes")
     return results
+
+
+# --- report -------------------------------------------------------------------
+
+TARGETS: list[Target] = []
+
+
+def plot_label(r: Result) -> str | None:
+    """Bytes per operation are drawn; object sizes are not."""
+    return None if r.name.startswith("sizeof ") else r.name
+
+
+def sizeof_cell(r: Result | None) -> str:
+    """``getsizeof`` of an object, and its deep size when that is more."""
+    if r is None:
+        return ""
+    deep = int(r.extra.get("deep", r.median))
+    return f"{r.median:.0f}" + (f" (deep {deep:,})" if deep != int(r.median) else "")
+
+
+def render(idx: Index, markdown: bool) -> list[str]:
+    results = idx.of(NAME)
+    impls = idx.impls(NAME)
+    ops_rows, size_rows = [], []
+    for name in ordered(r.name for r in results):
+        if name.startswith("sizeof "):
+            size_rows.append([name[len("sizeof "):], *[sizeof_cell(idx.get(NAME, name, i)) for i in impls]])
+            continue
+        row = [name]
+        for i in impls:
+            r = idx.get(NAME, name, i)
+            if r is None:
+                row.append("")
+                continue
+            text = f"{r.median:.0f}"
+            kept = r.extra.get("kept_bytes_per_op", 0.0)
+            if kept >= 1:
+                text += f" (kept {kept:.0f})"
+            row.append(text)
+        ops_rows.append(row)
+    out = []
+    if ops_rows:
+        out.append(table(["operation", *[f"{i} B/op" for i in impls]], ops_rows, markdown))
+        out.append("B/op: heap bytes one call allocates while it runs (tracemalloc peak, "
+                   "measuring overhead subtracted); kept: bytes still held per call after many calls.")
+    if size_rows:
+        out.append(table(["object", *[f"{i} sizeof (B)" for i in impls]], size_rows, markdown))
+        out.append("sys.getsizeof of a new object; deep adds what only it owns (its __dict__, "
+                   "Condition, lock, waiter deque).")
+    return out

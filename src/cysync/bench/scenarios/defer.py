@@ -23,6 +23,7 @@ call never waits for a slot: the figures are the release style's own cost.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from array import array
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..runner import Impl, Result, Settings, Worker, check, join_all, make_result, np
+from ..tables import Index, Target, cell, fmt, fmt_ratio, ordered, table
 
 NAME = "defer"
 TITLE = "manual release vs try/finally vs with vs defer, in a request handler"
@@ -182,3 +184,38 @@ def run(s: Settings) -> list[Result]:
                 mean_us=med["mean_us"], p50_us=med["p50_us"], p99_us=med["p99_us"],
                 cpu_pct=med["cpu_pct"], calls=int(sum(r["calls"] for r in rs))))
     return results
+
+
+# --- report -------------------------------------------------------------------
+
+TARGETS: list[Target] = []
+
+
+def plot_label(r: Result) -> str:
+    """A bar per row and number of clients."""
+    return f"{r.name} x{r.threads}"
+
+
+def render(idx: Index, markdown: bool) -> list[str]:
+    out = []
+    results = idx.of(NAME)
+    for threads in ordered(r.threads for r in results):
+        rows = []
+        for r in results:
+            if r.threads != threads:
+                continue
+            prim = r.name.split(":")[0]
+            manual = idx.get(NAME, f"{prim}: manual", r.impl, threads)
+            x = r.extra
+            rows.append([
+                r.name, r.impl, cell(r), fmt(x.get("mean_us")), fmt(x.get("p50_us")),
+                fmt(x.get("p99_us")), f"{x.get('cpu_pct', math.nan):.0f}%",
+                fmt_ratio(r.median / manual.median) if manual and manual.median else "",
+            ])
+        clients = "client thread" if threads == 1 else "client threads"
+        out.append(f"{threads} {clients}:")
+        out.append(table(["scenario", "impl", "QPS", "mean latency (µs)", "p50 (µs)", "p99 (µs)",
+                          "CPU", "QPS vs manual"], rows, markdown))
+    out.append("QPS = handler calls per second, all clients together; latency of one call; "
+               "CPU = process CPU time / wall time (100% = one core busy).")
+    return out

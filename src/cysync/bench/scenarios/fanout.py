@@ -29,6 +29,7 @@ from typing import Any
 from ..runner import (
     DEFAULT_TIMEOUT, BenchError, Impl, Result, Settings, check, join_all, make_result, spin,
 )
+from ..tables import Index, Target, side_by_side
 
 NAME = "fanout"
 TITLE = "fan-out / fan-in of N threads x M tasks"
@@ -169,3 +170,18 @@ def run(s: Settings) -> list[Result]:
         for (shape, impl_name), xs in samples.items():
             results.append(make_result(NAME, shape, impl_name, UNIT, xs, threads, tasks=s.tasks))
     return results
+
+
+# --- report -------------------------------------------------------------------
+
+TARGETS: list[Target] = []
+
+#: The panel of the plot: a line per shape and implementation over thread counts.
+PLOT = "lines"
+
+
+def render(idx: Index, markdown: bool) -> list[str]:
+    return [side_by_side(idx, NAME, markdown, threads_col=True, scaling=True),
+            "tasks/s. c, py: WaitGroup (go + wait, or done() per task + wait); "
+            "stdlib: Thread.start + join, or concurrent.futures.wait. "
+            "Last column: throughput relative to 1 thread."]

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..runner import BenchError, Impl, Result, Settings, Worker, check, join_all, make_result, np
+from ..tables import Index, Target, side_by_side, with_targets
 
 NAME = "handoff"
 TITLE = "round trip between two threads"
@@ -68,15 +69,19 @@ def _pair(impl: Impl, kind: str, timeout: float) -> tuple[Callable[[], None], Ca
     return both, both, barrier.abort
 
 
-def round_trips(impl: Impl, kind: str, n: int, timeout: float) -> Any:
-    """Latencies (ns) of ``n`` round trips between this thread and a new one."""
-    ping, pong, abort = _pair(impl, kind, timeout)
+def time_trips(ping: Callable[[], None], pong: Callable[[], None], abort: Callable[[], None] | None,
+               n: int, timeout: float, what: str) -> Any:
+    """Latencies (ns) of ``n`` round trips: ``ping()`` here, ``pong()`` in a new thread.
+
+    ``abort`` (or None) lets a pong go that waits without a timeout, when
+    the ping fails; ``what`` names the run in errors.
+    """
 
     def pong_loop() -> None:
         for _ in range(n):
             pong()
 
-    other = Worker(pong_loop, name=f"pong-{kind}")
+    other = Worker(pong_loop, name=f"pong of {what}")
     other.start()
     lat = np.zeros(n, dtype=np.int64)
     clock = time.perf_counter_ns
@@ -87,37 +92,72 @@ def round_trips(impl: Impl, kind: str, n: int, timeout: float) -> Any:
             lat[i] = clock() - t
     except BaseException as exc:
         if abort is not None:
-            abort()  # lets a pong blocked in the barrier go
-        join_all([other], timeout, f"handoff {kind}")  # the pong's own error says more
+            abort()
+        join_all([other], timeout, what)  # the pong's own error says more
         if isinstance(exc, (BenchError, KeyboardInterrupt)):
             raise
-        raise BenchError(f"handoff {kind} [{impl.name}]: {exc!r}") from exc
-    join_all([other], timeout, f"handoff {kind}")
+        raise BenchError(f"{what}: {exc!r}") from exc
+    join_all([other], timeout, what)
     return lat
+
+
+def round_trips(impl: Impl, kind: str, n: int, timeout: float) -> Any:
+    """Latencies (ns) of ``n`` round trips between this thread and a new one."""
+    ping, pong, abort = _pair(impl, kind, timeout)
+    return time_trips(ping, pong, abort, n, timeout, f"handoff {kind} [{impl.name}]")
+
+
+def measure_trips(scenario: str, cases: list[tuple[str, Impl, Callable[[int], Any]]],
+                  s: Settings, unit: str = "µs") -> list[Result]:
+    """Median and p99 round trip of each (name, implementation, trips).
+
+    ``trips(n)`` returns the latencies (ns) of n round trips. A probe of 50
+    trips (a warm-up too) sizes each run to ``s.duration``; the repeats are
+    interleaved. Takes ``len(cases) * (s.repeat + 1)`` progress steps.
+    """
+    counts = []
+    for name, impl, trips in cases:
+        t0 = time.perf_counter()
+        trips(50)
+        per_trip = (time.perf_counter() - t0) / 50
+        counts.append(int(min(200_000, max(50, s.duration / max(per_trip, 1e-7)))))
+        s.step(f"probing {name} [{impl.name}]")
+    runs: list[list[Any]] = [[] for _ in cases]
+    for _ in range(s.repeat):
+        for i, (name, impl, trips) in enumerate(cases):
+            runs[i].append(trips(counts[i]))
+            s.step(f"{name} [{impl.name}]")
+    results = []
+    for (name, impl, _), rs in zip(cases, runs):
+        pooled = np.concatenate(rs)
+        p50, p99 = np.percentile(pooled, [50, 99]) / 1e3
+        medians = [float(np.median(r)) / 1e3 for r in rs]
+        res = make_result(scenario, name, impl.name, unit, medians, 2,
+                          p50_us=float(p50), p99_us=float(p99), trips=int(pooled.size))
+        res.median = float(p50)  # the median of all round trips, not of the repeats' medians
+        results.append(res)
+    return results
 
 
 def run(s: Settings) -> list[Result]:
     todo = [(kind, impl) for kind, _ in KINDS for impl in s.impls if applicable(kind, impl)]
     s.begin(NAME, len(todo) * (s.repeat + 1))
-    counts = []
-    for kind, impl in todo:  # probe (and warm-up): how many trips fill the duration
-        t0 = time.perf_counter()
-        round_trips(impl, kind, 50, s.timeout)
-        per_trip = (time.perf_counter() - t0) / 50
-        counts.append(int(min(200_000, max(50, s.duration / max(per_trip, 1e-7)))))
-        s.step(f"probing {kind} [{impl.name}]")
-    runs: list[list[Any]] = [[] for _ in todo]
-    for _ in range(s.repeat):
-        for i, (kind, impl) in enumerate(todo):
-            runs[i].append(round_trips(impl, kind, counts[i], s.timeout))
-            s.step(f"{kind} [{impl.name}]")
-    results = []
-    for (kind, impl), rs in zip(todo, runs):
-        pooled = np.concatenate(rs)
-        p50, p99 = np.percentile(pooled, [50, 99]) / 1e3
-        medians = [float(np.median(r)) / 1e3 for r in rs]
-        res = make_result(NAME, kind, impl.name, UNIT, medians, 2,
-                          p50_us=float(p50), p99_us=float(p99), trips=int(pooled.size))
-        res.median = float(p50)  # the median of all round trips, not of the repeats' medians
-        results.append(res)
-    return results
+    return measure_trips(NAME, [
+        (kind, impl, lambda n, kind=kind, impl=impl: round_trips(impl, kind, n, s.timeout))
+        for kind, impl in todo], s, UNIT)
+
+
+# --- report -------------------------------------------------------------------
+
+TARGETS = [
+    Target("Semaphore pair round trip, c / stdlib", NAME, ("Semaphore pair", "c"),
+           ("Semaphore pair", "stdlib"), 0.8),
+    Target("Barrier(2) round trip, c / stdlib", NAME, ("Barrier(2)", "c"),
+           ("Barrier(2)", "stdlib"), 0.8),
+]
+
+
+def render(idx: Index, markdown: bool) -> list[str]:
+    out = [side_by_side(idx, NAME, markdown, p99=True),
+           "Median round trip (µs) between two threads ± interquartile range of the repeats' medians."]
+    return with_targets(out, idx, TARGETS, markdown)

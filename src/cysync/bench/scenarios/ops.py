@@ -24,6 +24,7 @@ from typing import Any
 from ..runner import (
     FLOOR, UNROLL, Impl, LoopTimer, Result, Settings, compile_call, gc_paused, make_result, np,
 )
+from ..tables import Index, Target, fmt, side_by_side, with_targets
 
 NAME = "ops"
 TITLE = "fast-path cost per operation"
@@ -166,31 +167,80 @@ def make_callable(op: Op, impl: Impl) -> Callable[[], None]:
     return compile_call(op.stmt, op.setup(impl))
 
 
-def run(s: Settings) -> list[Result]:
-    cases = [(op, FLOOR) for op in FLOORS]
-    cases += [(op, impl) for op in OPS for impl in s.impls if applicable(op, impl)]
-    s.begin(NAME, len(cases) * (s.repeat + 1))
+def time_loops(scenario: str, cases: list[tuple[str, Impl, LoopTimer]], s: Settings) -> list[Result]:
+    """Time each (name, implementation, timer) in ns per statement.
+
+    ``cases[0]`` must be the empty loop (``EMPTY``): its cost per iteration
+    is subtracted from every other case. Takes ``len(cases) * (s.repeat + 1)``
+    progress steps.
+    """
     timers = []
-    for op, impl in cases:  # calibration doubles as warm-up
-        timer = make_timer(op, impl)
+    for name, impl, timer in cases:  # calibration doubles as warm-up
         with gc_paused():
             timer.calibrate(s.min_time)
         timers.append(timer)
-        s.step(f"calibrating {op.name} [{impl.name}]")
+        s.step(f"calibrating {name} [{impl.name}]")
     totals: list[list[int]] = [[] for _ in cases]
     for _ in range(s.repeat):  # interleaved: every case once per repeat
         for i, timer in enumerate(timers):
             with gc_paused():
                 totals[i].append(timer(timer.n))
-            s.step(f"{cases[i][0].name} [{cases[i][1].name}]")
+            s.step(f"{cases[i][0]} [{cases[i][1].name}]")
     # The loop's own cost per iteration (the empty loop is cases[0]).
     empty = timers[0]
     loop_ns = float(np.median([t / empty.n for t in totals[0]]))
     results = []
-    for (op, impl), timer, ts in zip(cases, timers, totals):
-        if op.name == EMPTY:
+    for (name, impl, _), timer, ts in zip(cases, timers, totals):
+        if name == EMPTY:
             samples = [t / (timer.n * UNROLL) for t in ts]
         else:
             samples = [(t - loop_ns * timer.n) / (timer.n * UNROLL) for t in ts]
-        results.append(make_result(NAME, op.name, impl.name, UNIT, samples, loops=timer.n * UNROLL))
+        results.append(make_result(scenario, name, impl.name, UNIT, samples, loops=timer.n * UNROLL))
     return results
+
+
+def run(s: Settings) -> list[Result]:
+    cases = [(op, FLOOR) for op in FLOORS]
+    cases += [(op, impl) for op in OPS for impl in s.impls if applicable(op, impl)]
+    s.begin(NAME, len(cases) * (s.repeat + 1))
+    return time_loops(NAME, [(op.name, impl, make_timer(op, impl)) for op, impl in cases], s)
+
+
+# --- report -------------------------------------------------------------------
+
+TARGETS = [
+    Target("WaitGroup add(1)+done(), c / F", NAME, ("WaitGroup add(1)+done()", "c"),
+           (F_NAME, "floor"), 5),
+    Target("WaitGroup add(1)+done(), py / c", NAME, ("WaitGroup add(1)+done()", "py"),
+           ("WaitGroup add(1)+done()", "c"), 25, "ge"),
+    Target("Once.do(f) when done, c / F", NAME, ("Once.do(f) when done", "c"), (F_NAME, "floor"), 2.5),
+    Target("Semaphore acquire+release, c / Lock acquire+release", NAME,
+           ("Semaphore acquire+release", "c"), (LOCK_PAIR, "floor"), 0.5),
+    Target("Semaphore acquire+release, stdlib / c", NAME, ("Semaphore acquire+release", "stdlib"),
+           ("Semaphore acquire+release", "c"), 30, "ge"),
+    Target("with Semaphore, c / with Lock", NAME, ("with Semaphore: pass", "c"),
+           (WITH_LOCK, "floor"), 1.0),
+    Target("WeightedSemaphore acquire(1)+release(1), c / F", NAME,
+           ("WeightedSemaphore acquire(1)+release(1)", "c"), (F_NAME, "floor"), 6),
+    Target("Event is_set(), c / F", NAME, ("Event is_set()", "c"), (F_NAME, "floor"), 1.5),
+    Target("Event set()+clear(), c / F", NAME, ("Event set()+clear()", "c"), (F_NAME, "floor"), 4),
+    Target("@deferrable fn with defer(wg.done), c / try/finally", NAME,
+           ("fn: wg.add(1), defer(wg.done)", "c"), ("fn: wg.add(1), try/finally wg.done()", "c"), 4),
+]
+
+#: The panel of the plot: ns from under 1 to thousands.
+PLOT = "log bars"
+
+
+def render(idx: Index, markdown: bool) -> list[str]:
+    out = [side_by_side(idx, NAME, markdown, floor=True, per_f=F_NAME)]
+    f = idx.get(NAME, F_NAME, "floor")
+    empty = idx.get(NAME, EMPTY, "floor")
+    notes = "ns per operation, median of the repeats ± interquartile range."
+    if f:
+        notes += f" F = {fmt(f.median)} ns, an empty C method call (threading.Lock().locked())"
+        notes += f"; the timing loop's own cost ({fmt(empty.median) if empty else '?'} ns/op) is subtracted."
+    if idx.get(NAME, "once_value() when done", "stdlib"):
+        notes += " stdlib once_value = a functools.cache'd function."
+    out.append(notes)
+    return with_targets(out, idx, TARGETS, markdown)

@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from ..runner import BenchError, Impl, Result, Settings, check, make_result, np, spin
+from ..tables import Index, Target, side_by_side
 from .fanout import started_executor
 
 NAME = "pool"
@@ -155,3 +156,17 @@ def run(s: Settings) -> list[Result]:
                                        p50_us=float(p50), p99_us=float(p99)))
     results += map_rows(s)
     return results
+
+
+# --- report -------------------------------------------------------------------
+
+TARGETS: list[Target] = []
+
+#: The panel of the plot: a line per kind and implementation over thread counts.
+PLOT = "lines"
+
+
+def render(idx: Index, markdown: bool) -> list[str]:
+    return [side_by_side(idx, NAME, markdown, threads_col=True, p99=True, scaling=True),
+            "tasks/s; p99 = 99th percentile latency (µs) from asking for a semaphore unit to the "
+            "task's end. executor.map row: stdlib = threading as is, c/py = after cysync.patch()."]
