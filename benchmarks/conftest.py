@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("numpy", reason="the benchmark scenarios need numpy")
 
-from cysync.bench.runner import DEFAULT_IMPLS, load_impls  # noqa: E402
+from cysync.bench.runner import DEFAULT_IMPLS, load_impls
 
 _LOADED = {impl.name: impl for impl in load_impls(list(DEFAULT_IMPLS))[0]}
 

@@ -29,7 +29,8 @@ import sysconfig
 import threading
 import time
 import traceback
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytest
 
@@ -233,7 +234,7 @@ class Worker:
         finally:
             self.finished.set()
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self.thread.start()
         return self
 

@@ -224,7 +224,7 @@ def test_lockstep_rounds(impl, tools):
             got[me].append(b.wait(tools.TIMEOUT))
 
     tools.run_threads([functools.partial(side, 0), functools.partial(side, 1)])
-    assert all(sorted(pair) == [0, 1] for pair in zip(got[0], got[1]))
+    assert all(sorted(pair) == [0, 1] for pair in zip(got[0], got[1], strict=True))
     assert b.n_waiting == 0 and not b.broken
 
 

@@ -21,9 +21,9 @@ import pytest
 
 pytest.importorskip("numpy", reason="cysync-bench needs numpy")
 
-from cysync.bench import cli, report, runner  # noqa: E402
-from cysync.bench.runner import IMPL_NAMES, BenchError, Impl, Result  # noqa: E402
-from cysync.bench.scenarios import SCENARIOS, chan  # noqa: E402
+from cysync.bench import cli, report, runner
+from cysync.bench.runner import IMPL_NAMES, BenchError, Impl, Result
+from cysync.bench.scenarios import SCENARIOS, chan
 
 HAVE_C = importlib.util.find_spec("cysync._cysync") is not None
 
@@ -511,9 +511,11 @@ def test_a_pygolang_run_that_overruns_fails_instead_of_hanging():
     # pygolang's waits take no timeout: a watchdog closes its channels.
     ch = FakeGoChan(0)
     t0 = time.monotonic()
-    with pytest.raises(BenchError, match="did not finish within"):
-        with chan._Watchdog(0.05, chan._closer(ch), "a stuck run"):
-            ch.recv_()
+    with (
+        pytest.raises(BenchError, match="did not finish within"),
+        chan._Watchdog(0.05, chan._closer(ch), "a stuck run"),
+    ):
+        ch.recv_()
     assert time.monotonic() - t0 < 5
 
 

@@ -303,7 +303,7 @@ class Scenario:
                 try:
                     raise self.new(InnerError, name + ".inner")
                 except InnerError:
-                    raise self.new(DeferError, name)
+                    raise self.new(DeferError, name)  # noqa: B904 - the implicit chain is tested
             if kind == "reraise":
                 if sys.exc_info()[1] is not None:
                     raise  # bare: the exception in flight, unchanged
@@ -336,7 +336,7 @@ class Scenario:
                 try:
                     raise self.new(InnerError, "body.inner")
                 except InnerError:
-                    raise self.new(BodyError, "body")
+                    raise self.new(BodyError, "body")  # noqa: B904 - the implicit chain is tested
             if kind == "old_outer":
                 raise self.by_label.get("outer") or self.new(BodyError, "body")
             raise AssertionError(kind)
@@ -360,7 +360,7 @@ class Scenario:
                 try:
                     raise self.new(OuterError, "outer0")
                 except OuterError:
-                    raise self.new(OuterError, "outer")
+                    raise self.new(OuterError, "outer")  # noqa: B904 - the implicit chain is tested
             except OuterError:
                 outcome = invoke()
                 after = self.handled()
@@ -376,7 +376,7 @@ class Scenario:
                 "handled after": after}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def nested_try_finally(k):
     """The function a programmer would write for k deferred calls:
     actions[0] in the outermost finally, actions[k-1] in the innermost."""
@@ -388,7 +388,7 @@ def nested_try_finally(k):
         lines.append("    " * (depth + 1) + "finally:")
         lines.append("    " * (depth + 2) + f"actions[{depth}]()")
     namespace: dict = {}
-    exec("\n".join(lines), namespace)  # noqa: S102 - fixed, generated text
+    exec("\n".join(lines), namespace)  # fixed, generated text
     return namespace["reference"]
 
 
@@ -484,7 +484,7 @@ def test_thousands_of_deferred_calls(impl):
     while exc is not None:
         seen.append(exc.args[0])
         exc = exc.__context__
-    assert seen == list(range(raising)) + ["body"]
+    assert seen == [*range(raising), "body"]
 
 
 # =========================================================================
@@ -554,7 +554,7 @@ def test_defer_passes_args_and_kwargs(impl):
         impl.defer(record, 1, 2)
         impl.defer(record, a=1)
         impl.defer(record, 1, fn="named fn", b=[2])  # fn is positional-only
-        impl.defer(record, *range(5), **{"x": 1, "y": 2})
+        impl.defer(record, *range(5), x=1, y=2)
 
     fn()
     assert calls == [

@@ -82,9 +82,8 @@ def test_dropin_module_works_as_threading():
     barrier = th.Barrier(3)
 
     def worker(i):
-        with sem:
-            with lock:
-                results.append(i)
+        with sem, lock:
+            results.append(i)
         barrier.wait(TIMEOUT)
 
     threads = [th.Thread(target=worker, args=(i,)) for i in range(3)]
@@ -130,7 +129,7 @@ def test_patch_from_many_threads_at_once():
             start.wait(TIMEOUT)
             for _ in range(200):
                 (cysync.patch if i % 2 else cysync.unpatch)()
-        except BaseException as e:  # pragma: no cover - reported below
+        except BaseException as e:  # noqa: BLE001  # pragma: no cover - reported below
             errors.append(e)
 
     threads = [threading.Thread(target=flip, args=(i,)) for i in range(8)]

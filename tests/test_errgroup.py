@@ -352,9 +352,8 @@ def test_context_manager_waits(impl):
 
 
 def test_context_manager_raises_task_error(impl):
-    with pytest.raises(ValueError, match="task"):
-        with impl.ErrGroup() as g:
-            g.go(lambda: (_ for _ in ()).throw(ValueError("task")))
+    with pytest.raises(ValueError, match="task"), impl.ErrGroup() as g:
+        g.go(lambda: (_ for _ in ()).throw(ValueError("task")))
 
 
 def test_context_manager_body_error_cancels_waits_and_propagates(impl, tools):
@@ -364,19 +363,17 @@ def test_context_manager_body_error_cancels_waits_and_propagates(impl, tools):
         seen.append(g.ctx.done().wait(tools.TIMEOUT))  # ends when the body fails
         raise OSError("task failed too")
 
-    with pytest.raises(KeyError) as info:
-        with impl.ErrGroup() as g:
-            g.go(task, g)
-            raise KeyError("body")
+    with pytest.raises(KeyError) as info, impl.ErrGroup() as g:
+        g.go(task, g)
+        raise KeyError("body")
     assert seen == [True]  # the task was waited for
     assert notes(info.value) == ["an ErrGroup task also raised: OSError('task failed too')"]
 
 
 def test_context_manager_body_error_without_task_error(impl):
-    with pytest.raises(KeyError) as info:
-        with impl.ErrGroup() as g:
-            g.go(lambda: None)
-            raise KeyError("body")
+    with pytest.raises(KeyError) as info, impl.ErrGroup() as g:
+        g.go(lambda: None)
+        raise KeyError("body")
     assert notes(info.value) == []
     assert isinstance(g.ctx.err(), impl.Canceled)
 
@@ -555,10 +552,9 @@ def test_fan_out_with_timeout_and_limit(impl):
         results[name] = seconds
 
     try:
-        with pytest.raises(impl.DeadlineExceeded):
-            with impl.ErrGroup(ctx=parent, limit=3) as g:
-                for name, seconds in [("a", 0.01), ("b", 0.02), ("slow", 5.0), ("c", 0.01)]:
-                    g.go(fetch, g.ctx, name, seconds)
+        with pytest.raises(impl.DeadlineExceeded), impl.ErrGroup(ctx=parent, limit=3) as g:
+            for name, seconds in [("a", 0.01), ("b", 0.02), ("slow", 5.0), ("c", 0.01)]:
+                g.go(fetch, g.ctx, name, seconds)
     finally:
         cancel()
     assert results == {"a": 0.01, "b": 0.02, "c": 0.01}

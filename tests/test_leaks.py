@@ -101,8 +101,8 @@ def leak_report(request):
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
     if getattr(sys, "_is_gil_enabled", lambda: True)() is False:
         py += "t"
-    lines = ["", f"cysync leak figures (Python {py}; growth after warm-up, "
-                 f"limits {TRACED_SLACK:,} B traced / {RSS_SLACK:,} B RSS):"]
+    lines = ["", (f"cysync leak figures (Python {py}; growth after warm-up, "
+                  f"limits {TRACED_SLACK:,} B traced / {RSS_SLACK:,} B RSS):")]
     lines += [f.line() for f in FIGURES]
     path = os.environ.get("CYSYNC_LEAK_REPORT")
     if path:

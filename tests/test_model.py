@@ -117,7 +117,7 @@ def outcome(fn):
             result = ("ok", fn())
         except Exception as exc:  # noqa: BLE001 - compared between the twins
             result = ("raise", type(exc), str(exc))
-    return result + (tuple((w.category, str(w.message)) for w in caught),)
+    return (*result, tuple((w.category, str(w.message)) for w in caught))
 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -429,7 +429,7 @@ class SemaphoreModel(Twin):
 
     def state(self, s):
         extra = (s._initial_value,) if self.cls == "BoundedSemaphore" else ()
-        return (s._value, plain_repr(s)) + extra
+        return (s._value, plain_repr(s), *extra)
 
     @rule(cls=st.sampled_from(["Semaphore", "BoundedSemaphore"]),
           value=ints(st.integers(-2, 4)))
@@ -631,7 +631,7 @@ class EventModel(Twin):
         self.apply(lambda m, e: e.is_set())
 
     @rule()
-    def isSet(self):  # noqa: N802 - the deprecated name is the point
+    def isSet(self):  # the deprecated name is the point
         self.apply(lambda m, e: e.isSet())
 
     @rule(timeout=st.one_of(POLL_TIMEOUTS, BAD_TIMEOUTS), kw=st.booleans())
@@ -745,7 +745,7 @@ def test_barrier_model(both):
     run_state_machine_as_test(BarrierModel, settings=SETTINGS)
 
 
-# --- bugs this model found (fixed), shown one by one ---------------------------------------------------------------------
+# --- bugs this model found (fixed), shown one by one ------------------------------------------------------------------
 
 def test_weighted_huge_n_acquire_on_max_size(both):
     C, P = both

@@ -295,10 +295,9 @@ def test_context_manager(sem_cls):
 
 def test_context_manager_releases_on_exception(sem_cls):
     sem = sem_cls(1)
-    with pytest.raises(KeyError):
-        with sem:
-            assert sem._value == 0
-            raise KeyError
+    with pytest.raises(KeyError), sem:
+        assert sem._value == 0
+        raise KeyError
     assert sem._value == 1
 
 

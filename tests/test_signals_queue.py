@@ -280,7 +280,7 @@ def test_barrier_interrupted_leaves_partner_in_the_round(impl, main_thread_only)
     assert b.n_waiting == 1, "the partner should still be waiting, alone"
     assert not b.broken
     newcomers = [spawn(b.wait, T) for _ in range(2)]
-    results = [join(t) for t in [partner] + newcomers]
+    results = [join(t) for t in [partner, *newcomers]]
     assert sorted(results) == [0, 1, 2]
     assert b.n_waiting == 0 and not b.broken
 

@@ -93,8 +93,8 @@ def stress_report(request):
     yield
     if not FIGURES:
         return
-    lines = ["", f"cysync stress figures (Python {_python()}, {os.cpu_count()} CPUs, "
-                 f"{THREADS} threads):"] + [f.line() for f in FIGURES]
+    lines = ["", (f"cysync stress figures (Python {_python()}, {os.cpu_count()} CPUs, "
+                  f"{THREADS} threads):"), *(f.line() for f in FIGURES)]
     path = os.environ.get("CYSYNC_STRESS_REPORT")
     if path:
         with open(path, "a", encoding="utf-8") as fh:

@@ -450,9 +450,8 @@ def test_context_manager(impl):
             assert sem.held == 2
         assert sem.held == 1
     assert sem.held == 0
-    with pytest.raises(KeyError):
-        with sem:
-            raise KeyError
+    with pytest.raises(KeyError), sem:
+        raise KeyError
     assert sem.held == 0
 
 

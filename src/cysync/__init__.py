@@ -9,6 +9,7 @@ missing, in which case the pure-Python twins (``cysync.pure``) are exported.
 from __future__ import annotations
 
 import os
+import threading as _threading
 from typing import TYPE_CHECKING
 
 from ._version import __version__
@@ -93,8 +94,6 @@ else:
 
 
 # --- patch() / unpatch() ------------------------------------------------------
-
-import threading as _threading
 
 _PATCHED_NAMES = ("Semaphore", "BoundedSemaphore", "Event", "Barrier")
 _patch_lock = _threading.Lock()

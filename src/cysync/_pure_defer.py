@@ -98,7 +98,7 @@ def deferrable(fn: _F) -> _F:
         stack.append(calls)
         try:
             result = fn(*args, **kwargs)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - raised after the deferred calls
             error: BaseException | None = exc
         else:
             error = None
@@ -164,7 +164,7 @@ def _run_deferred(calls: list[_Call], error: BaseException | None) -> BaseExcept
             fn, args, kwargs = calls.pop()
             try:
                 fn(*args, **kwargs)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - propagates as from a finally block
                 error = exc
         else:
             error = _run_while_handling(calls, error)
@@ -178,13 +178,13 @@ def _run_while_handling(calls: list[_Call], error: BaseException) -> BaseExcepti
     context, traceback = error.__context__, error.__traceback__
     try:
         _raise_unchained(error)
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - `error`, raised to be the handled exception
         error.__context__, error.__traceback__ = context, traceback
         while calls:
             fn, args, kwargs = calls.pop()
             try:
                 fn(*args, **kwargs)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - propagates as from a finally block
                 return exc
         return error
 

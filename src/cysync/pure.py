@@ -436,7 +436,7 @@ class _OnceCall:
             self._owner = me
         try:
             self._result = self._fn()  # type: ignore[misc]  # not None until done
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - cached, re-raised by every call
             self._exc = exc
             # Skip this frame: the cached traceback starts in fn.
             self._tb = exc.__traceback__.tb_next if exc.__traceback__ else None

@@ -25,8 +25,17 @@ from typing import Any, NoReturn
 
 from . import report
 from .runner import (
-    IMPL_NAMES, NUMPY_MISSING, BenchError, Progress, Result, Settings, collect_meta, load_impls,
-    np, parse_cpu_list, pin_cpus,
+    IMPL_NAMES,
+    NUMPY_MISSING,
+    BenchError,
+    Progress,
+    Result,
+    Settings,
+    collect_meta,
+    load_impls,
+    np,
+    parse_cpu_list,
+    pin_cpus,
 )
 from .scenarios import SCENARIOS, get
 

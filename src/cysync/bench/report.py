@@ -213,7 +213,7 @@ def plot(results: Sequence[Result], meta: dict[str, Any], path: str) -> None:
     if not panels:
         raise BenchError("nothing to plot")
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 4.2 * len(panels)), squeeze=False)
-    for ax, (scenario, unit, rows) in zip(axes[:, 0], panels):
+    for ax, (scenario, unit, rows) in zip(axes[:, 0], panels, strict=True):
         style = getattr(get(scenario), "PLOT", "bars")
         impls = [i for i in idx.impls(scenario) if any(r.impl == i for _, r in rows)]
         labels = ordered(lab for lab, _ in rows)
@@ -223,7 +223,7 @@ def plot(results: Sequence[Result], meta: dict[str, Any], path: str) -> None:
                 for i in impls:
                     pts = sorted((r.threads, r.median) for la, r in rows if la == lab and r.impl == i)
                     if pts:
-                        ax.plot(*zip(*pts), linestyle=line, marker=marker, color=COLOURS.get(i),
+                        ax.plot(*zip(*pts, strict=True), linestyle=line, marker=marker, color=COLOURS.get(i),
                                 label=f"{lab} [{i}]")
             ax.set_xlabel("threads")
         else:

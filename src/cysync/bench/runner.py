@@ -146,7 +146,7 @@ def load_impls(names: Sequence[str] | None) -> tuple[list[Impl], list[str]]:
     for name in wanted:
         try:
             impls.append(_LOADERS[name]())
-        except Exception as exc:  # noqa: BLE001 - a broken optional peer is skipped, not fatal
+        except Exception as exc:  # a broken optional peer is skipped, not fatal
             if name in ("py", "stdlib"):
                 raise
             if name == "c":

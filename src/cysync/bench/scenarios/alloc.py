@@ -133,7 +133,7 @@ def run(s: Settings) -> list[Result]:
         measure(_nothing, n)
         base = measure(_nothing, n)
         for name, impl, build in todo:
-            peak, kept_bytes, kept_blocks = (max(0.0, x - b) for x, b in zip(measure(build(), n), base))
+            peak, kept_bytes, kept_blocks = (max(0.0, x - b) for x, b in zip(measure(build(), n), base, strict=True))
             results.append(make_result(NAME, name, impl.name, "B/op", [peak],
                                        kept_bytes_per_op=round(kept_bytes, 2),
                                        blocks_per_op=round(kept_blocks, 3)))

@@ -48,12 +48,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..runner import (
-    FLOOR, UNROLL, BatchTimer, BenchError, Impl, LoopTimer, Result, Settings, Worker, check,
-    join_all, make_result, np, spin,
+    FLOOR,
+    UNROLL,
+    BatchTimer,
+    BenchError,
+    Impl,
+    LoopTimer,
+    Result,
+    Settings,
+    Worker,
+    check,
+    join_all,
+    make_result,
+    np,
+    spin,
 )
-from ..tables import (
-    Index, Target, base_impl, cell, fmt, fmt_ratio, ordered, speedup, table, with_targets,
-)
+from ..tables import Index, Target, base_impl, cell, fmt, fmt_ratio, ordered, speedup, table, with_targets
 from . import alloc, handoff, ops
 
 NAME = "chan"
@@ -364,7 +374,7 @@ def measure_spsc(todo: list[Side], s: Settings) -> list[Result]:
             s.step(f"{SPSC.name(side.column)} [{side.column}]")
     return [make_result(NAME, SPSC.name(side.column), side.impl.name, "items/s", rs, 2,
                         items=counts[i])
-            for i, (side, rs) in enumerate(zip(todo, rates))]
+            for i, (side, rs) in enumerate(zip(todo, rates, strict=True))]
 
 
 # --- round trip between two threads ---------------------------------------------
@@ -628,7 +638,7 @@ def measure_patterns(cases: list[tuple[str, Impl, Callable[[int, int], Any]]], c
                 rates[i].append(n * s.tasks / sec)
                 lats[i].append(lat)
                 s.step(f"{name} [{impl.name}] x{n}")
-        for (name, impl, _), rs, ls in zip(cases, rates, lats):
+        for (name, impl, _), rs, ls in zip(cases, rates, lats, strict=True):
             p50, p99 = np.percentile(np.concatenate(ls), [50, 99]) / 1e3
             results.append(make_result(NAME, name, impl.name, "tasks/s", rs, n, tasks=n * s.tasks,
                                        p50_us=float(p50), p99_us=float(p99)))

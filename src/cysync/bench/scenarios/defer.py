@@ -177,7 +177,7 @@ def run(s: Settings) -> list[Result]:
                 runs[i].append(serve(handler, clients, s.duration, s.timeout))
                 prim, style, impl = todo[i]
                 s.step(f"{prim}: {style} [{impl.name}] x{clients}")
-        for (prim, style, impl), rs in zip(todo, runs):
+        for (prim, style, impl), rs in zip(todo, runs, strict=True):
             med = {k: float(np.median([r[k] for r in rs])) for k in rs[0]}
             results.append(make_result(
                 NAME, f"{prim}: {style}", impl.name, UNIT, [r["qps"] for r in rs], clients,

@@ -26,9 +26,7 @@ import threading
 import time
 from typing import Any
 
-from ..runner import (
-    DEFAULT_TIMEOUT, BenchError, Impl, Result, Settings, check, join_all, make_result, spin,
-)
+from ..runner import DEFAULT_TIMEOUT, BenchError, Impl, Result, Settings, check, join_all, make_result, spin
 from ..tables import Index, Target, side_by_side
 
 NAME = "fanout"
@@ -182,6 +180,6 @@ PLOT = "lines"
 
 def render(idx: Index, markdown: bool) -> list[str]:
     return [side_by_side(idx, NAME, markdown, threads_col=True, scaling=True),
-            "tasks/s. c, py: WaitGroup (go + wait, or done() per task + wait); "
-            "stdlib: Thread.start + join, or concurrent.futures.wait. "
-            "Last column: throughput relative to 1 thread."]
+            ("tasks/s. c, py: WaitGroup (go + wait, or done() per task + wait); "
+             "stdlib: Thread.start + join, or concurrent.futures.wait. "
+             "Last column: throughput relative to 1 thread.")]

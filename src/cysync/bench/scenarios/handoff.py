@@ -128,7 +128,7 @@ def measure_trips(scenario: str, cases: list[tuple[str, Impl, Callable[[int], An
             runs[i].append(trips(counts[i]))
             s.step(f"{name} [{impl.name}]")
     results = []
-    for (name, impl, _), rs in zip(cases, runs):
+    for (name, impl, _), rs in zip(cases, runs, strict=True):
         pooled = np.concatenate(rs)
         p50, p99 = np.percentile(pooled, [50, 99]) / 1e3
         medians = [float(np.median(r)) / 1e3 for r in rs]

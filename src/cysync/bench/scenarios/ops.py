@@ -21,9 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..runner import (
-    FLOOR, UNROLL, Impl, LoopTimer, Result, Settings, compile_call, gc_paused, make_result, np,
-)
+from ..runner import FLOOR, UNROLL, Impl, LoopTimer, Result, Settings, compile_call, gc_paused, make_result, np
 from ..tables import Index, Target, fmt, side_by_side, with_targets
 
 NAME = "ops"
@@ -190,7 +188,7 @@ def time_loops(scenario: str, cases: list[tuple[str, Impl, LoopTimer]], s: Setti
     empty = timers[0]
     loop_ns = float(np.median([t / empty.n for t in totals[0]]))
     results = []
-    for (name, impl, _), timer, ts in zip(cases, timers, totals):
+    for (name, impl, _), timer, ts in zip(cases, timers, totals, strict=True):
         if name == EMPTY:
             samples = [t / (timer.n * UNROLL) for t in ts]
         else:

@@ -150,7 +150,7 @@ def run(s: Settings) -> list[Result]:
                     s.step(f"{kind} [{impl.name}] x{threads}")
         finally:
             ex.shutdown(wait=True)
-        for (kind, impl), rs, ls in zip(todo, rates, lats):
+        for (kind, impl), rs, ls in zip(todo, rates, lats, strict=True):
             p50, p99 = np.percentile(np.concatenate(ls), [50, 99]) / 1e3
             results.append(make_result(NAME, kind, impl.name, UNIT, rs, threads, tasks=total,
                                        p50_us=float(p50), p99_us=float(p99)))
@@ -168,5 +168,5 @@ PLOT = "lines"
 
 def render(idx: Index, markdown: bool) -> list[str]:
     return [side_by_side(idx, NAME, markdown, threads_col=True, p99=True, scaling=True),
-            "tasks/s; p99 = 99th percentile latency (µs) from asking for a semaphore unit to the "
-            "task's end. executor.map row: stdlib = threading as is, c/py = after cysync.patch()."]
+            ("tasks/s; p99 = 99th percentile latency (µs) from asking for a semaphore unit to the "
+             "task's end. executor.map row: stdlib = threading as is, c/py = after cysync.patch().")]
