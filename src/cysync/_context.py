@@ -421,6 +421,8 @@ class _ChildRef(weakref.ref):  # type: ignore[type-arg]
     """A parent's weak reference to a child; the callback removes the entry."""
 
     __slots__ = ("registry", "key")
+    registry: dict[int, _ChildRef]  # the parent's children
+    key: int  # this child's key in it
 
 
 def _drop_child(ref: _ChildRef) -> None:
@@ -453,9 +455,9 @@ class _CancelContext(Context):
         self._ctl = self
         self._lock = threading.Lock()
         self._err: ContextError | None = None
-        parent_deadline = parent._ctl._deadline
+        parent_deadline: float | None = parent._ctl._deadline
         self._own_deadline = deadline is not None and (parent_deadline is None or deadline < parent_deadline)
-        self._deadline = deadline if self._own_deadline else parent_deadline
+        self._deadline: float | None = deadline if self._own_deadline else parent_deadline
         self._children: dict[int, _ChildRef] | None = {}
         self._next_key = 0
         self._wakers: dict[Callable[[], object], int] | None = None

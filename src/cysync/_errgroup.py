@@ -172,7 +172,9 @@ class ErrGroupBase:
         self._submit(sem, fn, args, kwargs, "try_go")
         return True
 
-    def _submit(self, sem: Any, fn: Callable[..., object], args: tuple, kwargs: dict, name: str) -> None:
+    def _submit(
+        self, sem: Any, fn: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any], name: str
+    ) -> None:
         # The task's unit of `sem` (if any) is held: it is released when the
         # task ends, or here if the task cannot start.
         worker = None

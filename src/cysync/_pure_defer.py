@@ -51,14 +51,14 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 __all__ = ["defer", "deferrable"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 #: A deferred call: (fn, args, kwargs).
-_Call = tuple[Callable[..., Any], tuple, dict]
+_Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 class _ThreadState(threading.local):
@@ -146,7 +146,7 @@ class _Marker(Exception):
     """Handled while _raise_unchained() raises: a chain of one exception."""
 
 
-def _raise_unchained(error: BaseException) -> None:
+def _raise_unchained(error: BaseException) -> NoReturn:
     """Raise ``error``; only its ``__context__`` and traceback change."""
     try:
         raise _Marker

@@ -36,12 +36,12 @@ __all__ = list(_std.__all__)
 class _ThreadingModule(_types.ModuleType):
     """Forwards assignments to the standard ``threading`` module too."""
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> None:
         if name not in REPLACED and name not in _OWN:
             setattr(_std, name, value)
         super().__setattr__(name, value)
 
-    def __delattr__(self, name):
+    def __delattr__(self, name: str) -> None:
         if name not in REPLACED and name not in _OWN and hasattr(_std, name):
             delattr(_std, name)
         super().__delattr__(name)

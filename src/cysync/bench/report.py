@@ -106,7 +106,7 @@ def render_compare(old: tuple[dict[str, Any], list[Result]], new: tuple[dict[str
             if key[0] != scenario:
                 continue
             a, b = old_idx.by_key.get(key), new_idx.by_key.get(key)
-            unit = (b or a).unit
+            unit = (b or a).unit  # type: ignore[union-attr]  # the key comes from a or b
             change, verdict = "", ""
             if a is not None and b is not None and a.median:
                 pct = (b.median - a.median) / abs(a.median) * 100

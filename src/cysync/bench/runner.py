@@ -141,7 +141,7 @@ def load_impls(names: Sequence[str] | None) -> tuple[list[Impl], list[str]]:
     (silently absent otherwise).
     """
     explicit = names is not None
-    wanted = list(names) if explicit else [*DEFAULT_IMPLS, "pygolang"]
+    wanted = list(names) if names is not None else [*DEFAULT_IMPLS, "pygolang"]
     impls, notes = [], []
     for name in wanted:
         try:

@@ -102,14 +102,14 @@ def measure(call: Callable[[], Any], n: int, tries: int = 25) -> tuple[float, fl
 
 def cases(s: Settings) -> list[tuple[str, Impl, Callable[[], Any]]]:
     """(name, implementation, one call) for every operation and handler style."""
-    out = []
+    out: list[tuple[str, Impl, Callable[[], Any]]] = []
     for op in ops.OPS:
         for impl in s.impls:
             if ops.applicable(op, impl):
-                out.append((op.name, impl, lambda op=op, impl=impl: ops.make_callable(op, impl)))
+                out.append((op.name, impl, lambda op=op, impl=impl: ops.make_callable(op, impl)))  # type: ignore[misc]
     for prim, style, impl in defer.cells(s):
         out.append((f"handler {prim}: {style}", impl,
-                    lambda prim=prim, style=style, impl=impl:
+                    lambda prim=prim, style=style, impl=impl:  # type: ignore[misc]
                     defer.make_handler(defer.make_slot(prim, impl, 1), prim, style, impl)))
     return out
 

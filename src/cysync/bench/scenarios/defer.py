@@ -78,7 +78,7 @@ def applicable(primitive: str, style: str, impl: Impl) -> bool:
     if primitive == "WaitGroup" and style == "with":
         return False                  # a WaitGroup is not a context manager
     needs = dict(PRIMITIVES)[primitive]
-    return impl.has(needs) and impl.name != "pygolang"
+    return impl.has(needs) and impl.name != "pygolang"  # type: ignore[arg-type]  # None: Lock, above
 
 
 def make_handler(slot: Any, primitive: str, style: str, impl: Impl | None = None) -> Callable[[], None]:
