@@ -73,6 +73,8 @@ if TYPE_CHECKING:
     )
 
     IMPLEMENTATION: str
+    """``"c"`` when the names come from the C extension, ``"python"`` when
+    they are the pure twins (``CYSYNC_PURE=1``, or no extension installed)."""
 else:
 
     def _load():
@@ -105,7 +107,20 @@ def patch() -> None:
     standard ``threading`` module, so code that calls ``threading.Event()``
     (``concurrent.futures``, ``queue`` users, ``threading.Thread`` itself)
     gets cysync's from now on.  Objects made before stay what they are.
-    Idempotent and safe to call from any thread; ``unpatch()`` undoes it."""
+    Idempotent and safe to call from any thread; ``unpatch()`` undoes it.
+
+    ``Lock``, ``RLock``, ``Condition`` and everything else stay the
+    standard ones. To switch one module only, import ``cysync.threading``
+    instead.
+
+    Example:
+        ```python
+        import cysync
+        cysync.patch()      # ThreadPoolExecutor's semaphore, Thread's Events...
+        ...
+        cysync.unpatch()    # the standard classes back
+        ```
+    """
     with _patch_lock:
         if _originals:
             return

@@ -44,8 +44,9 @@ How it works:
   the private hooks go to the nearest cancel context above it (``_ctl``), or
   to background.
 
-Private hooks the primitives use (see notes/spec5.md): ``_add_waker(fn)``,
-``_remove_waker(fn)``, ``_c_token(token_cls)``, ``_expire()``.
+Private hooks the primitives' waits use, described in docs/contexts.md
+("How a wait hears its context"): ``_add_waker(fn)``, ``_remove_waker(fn)``,
+``_c_token(token_cls)``, ``_expire()``.
 """
 
 from __future__ import annotations
@@ -140,6 +141,13 @@ class _Done:
     ``is_set()`` is True once the context has ended; ``wait(timeout=None)``
     blocks until then and returns True, or False if `timeout` ran out first.
     It cannot be set from outside: only the context's cancellation sets it.
+
+    Example:
+        ```python
+        ctx, cancel = with_timeout(background(), 0.5)
+        ctx.done().wait()         # True after 0.5 s (Go: <-ctx.Done())
+        ctx.done().is_set()       # True
+        ```
     """
 
     __slots__ = ("_event",)
@@ -152,7 +160,14 @@ class _Done:
         return self._event.is_set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the context ends; False if `timeout` expired first."""
+        """Block until the context ends.
+
+        Args:
+            timeout: seconds to wait at most; None waits for as long as it takes.
+
+        Returns:
+            True once the context has ended, False if `timeout` expired first.
+        """
         return self._event.wait(timeout)
 
     def __repr__(self) -> str:
@@ -309,6 +324,21 @@ class Context:
       ``time.monotonic()`` seconds, or None.
     - ``value(key)``: the value bound to `key` by ``with_value`` on this
       context or its nearest ancestor that has one, or None.
+
+    Every blocking wait of cysync takes a context as ``ctx=`` and raises
+    ``ctx.err()`` when the context ends first.
+
+    Raises:
+        TypeError: on ``Context()``: contexts are made by the functions above.
+
+    Example:
+        ```python
+        ctx, cancel = with_timeout(background(), 2.0)
+        try:
+            sem.acquire(ctx=ctx)      # raises DeadlineExceeded after 2 s
+        finally:
+            cancel()
+        ```
     """
 
     __slots__ = ("_parent", "_ctl", "__weakref__")
@@ -327,21 +357,44 @@ class Context:
         return object.__new__(cls)
 
     def done(self) -> _Done:
-        """An Event-like object set once this context has ended."""
+        """Go's ``ctx.Done()``: an Event-like object set once this context has ended.
+
+        Returns:
+            The same read-only object on every call, with ``is_set()`` and
+            ``wait(timeout=None) -> bool``.
+        """
         return self._ctl.done()
 
     def err(self) -> ContextError | None:
-        """None while active; then the Canceled / DeadlineExceeded instance."""
+        """Go's ``ctx.Err()``: why this context ended, if it has.
+
+        Returns:
+            None while the context is active; then the ``Canceled`` or
+            ``DeadlineExceeded`` instance it ended with, the same one on every call.
+        """
         return self._ctl._err
 
     def deadline(self) -> float | None:
-        """When this context ends by itself (``time.monotonic()`` seconds), or None."""
+        """Go's ``ctx.Deadline()``: when this context ends by itself.
+
+        Returns:
+            A ``time.monotonic()`` value (its own deadline or the nearest
+            ancestor's, whichever is earlier), or None if it has none.
+        """
         return self._ctl._deadline
 
     def value(self, key: Hashable) -> Any:
-        """The value bound to `key` here or by the nearest ancestor, or None.
+        """Go's ``ctx.Value(key)``: the value bound to `key` here or by the nearest ancestor.
 
-        Keys match when they are the same object, or of the same type and equal.
+        Keys match when they are the same object, or of the same type and
+        equal (``1`` and ``1.0`` are different keys, as in Go).
+
+        Args:
+            key: the key given to ``with_value``.
+
+        Returns:
+            The value of the nearest ``with_value(..., key, value)`` up the
+            tree, or None if there is none.
         """
         ctx: Context | None = self
         while ctx is not None:
@@ -630,8 +683,9 @@ class _ValueContext(Context):
 
 
 class _CancelFunc:
-    """The ``cancel`` of with_cancel/with_timeout/with_deadline: ends its
-    context with Canceled. Idempotent and thread-safe; keeps the context alive."""
+    """The ``cancel`` of with_cancel/with_timeout/with_deadline: ``cancel()``
+    ends its context with Canceled and returns None. Idempotent and
+    thread-safe; keeps the context alive."""
 
     __slots__ = ("_ctx",)
 
@@ -652,8 +706,11 @@ _BACKGROUND = _BackgroundContext()
 
 
 def background() -> Context:
-    """The root context (Go's context.Background()): never cancelled, no
-    deadline, no values. The same object on every call."""
+    """The root context (Go's ``context.Background()``).
+
+    Returns:
+        The same object on every call: never cancelled, no deadline, no values.
+    """
     return _BACKGROUND
 
 
@@ -672,6 +729,23 @@ def with_cancel(parent: Context) -> tuple[Context, Callable[[], None]]:
     needed (a ``try``/``finally``, or ``defer(cancel)``): it releases the
     child's place in its parent and its timer at once rather than at garbage
     collection or at the deadline.
+
+    Args:
+        parent: the context to derive from.
+
+    Returns:
+        ``(ctx, cancel)``: the child, and the function of no arguments that
+        cancels it.
+
+    Raises:
+        TypeError: `parent` is not a Context.
+
+    Example:
+        ```python
+        root, stop = with_cancel(background())
+        # ... hand `root` (or children of it) to the workers' waits ...
+        stop()                    # every wait given root or a descendant raises Canceled
+        ```
     """
     _check_parent(parent)
     return _derive(parent, None)
@@ -684,6 +758,20 @@ def with_deadline(parent: Context, deadline: float) -> tuple[Context, Callable[[
     If `parent` ends earlier, the child ends with it; a deadline later than the
     parent's is the parent's. A deadline already past gives a child that has
     ended already.
+
+    Args:
+        parent: the context to derive from.
+        deadline: a ``time.monotonic()`` value in seconds (an int, a float or
+            any real number); more than about 146 years away (``inf``) means
+            no deadline of its own.
+
+    Returns:
+        ``(ctx, cancel)``: the child, and the function of no arguments that
+        cancels it.
+
+    Raises:
+        TypeError: `parent` is not a Context, or `deadline` is not a number.
+        ValueError: `deadline` is NaN.
     """
     _check_parent(parent)
     d = _seconds(deadline, "deadline")
@@ -696,6 +784,28 @@ def with_timeout(parent: Context, seconds: float) -> tuple[Context, Callable[[],
     """``with_deadline(parent, time.monotonic() + seconds)`` (Go's WithTimeout).
 
     ``seconds <= 0`` gives a child that has ended already.
+
+    Args:
+        parent: the context to derive from.
+        seconds: the time from now (an int, a float or any real number);
+            more than about 146 years (``inf``) means no deadline of its own.
+
+    Returns:
+        ``(ctx, cancel)``: the child, and the function of no arguments that
+        cancels it. Call ``cancel()`` when done, even if the deadline passed.
+
+    Raises:
+        TypeError: `parent` is not a Context, or `seconds` is not a number.
+        ValueError: `seconds` is NaN.
+
+    Example:
+        ```python
+        ctx, cancel = with_timeout(background(), 2.0)
+        try:
+            wg.wait(ctx=ctx)      # raises DeadlineExceeded after 2 s
+        finally:
+            cancel()
+        ```
     """
     _check_parent(parent)
     s = _seconds(seconds, "seconds")
@@ -709,6 +819,24 @@ def with_value(parent: Context, key: Hashable, value: Any) -> Context:
 
     `key` must be hashable. To avoid clashes between libraries, use keys of a
     type of your own (an ``object()`` sentinel, or an enum) rather than strings.
+
+    Args:
+        parent: the context to derive from; the child ends when it does.
+        key: any hashable object.
+        value: any object.
+
+    Returns:
+        The child context (it has no cancel function of its own).
+
+    Raises:
+        TypeError: `parent` is not a Context, or `key` is not hashable.
+
+    Example:
+        ```python
+        USER = object()
+        ctx = with_value(background(), USER, "ada")
+        ctx.value(USER)           # "ada"
+        ```
     """
     _check_parent(parent)
     try:

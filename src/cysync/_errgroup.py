@@ -98,7 +98,38 @@ class ErrGroupBase:
     ``ErrGroup(ctx=None, limit=None)``; ``go(fn, /, *args, **kwargs)`` runs
     ``fn(*args, **kwargs)`` on a worker thread; ``wait()`` waits for every
     task and raises the first exception a task raised; ``ctx`` ends at that
-    first exception or when ``wait()`` returns. See the module docstring.
+    first exception or when ``wait()`` returns.
+
+    Tasks run on worker threads the group owns and reuses (thread-local data
+    may outlive a task); ``wait()`` stops and joins them all, and a worker
+    idle for ``IDLE_TIMEOUT`` (5) seconds exits. A group is single-use: after
+    ``wait()``, ``go()`` raises RuntimeError. Leaving a ``with`` block calls
+    ``wait()``; if the block raised, ``ctx`` is cancelled first, the tasks are
+    still waited for, and the block's exception propagates (with a note about
+    a task's exception, if any).
+
+    Args:
+        ctx: the parent of the group's context; None for ``background()``.
+        limit: at most this many tasks run at once (``go()`` blocks,
+            ``try_go()`` returns False); None or negative: no limit (Go);
+            0: no task can start.
+
+    Raises:
+        TypeError: `ctx` is not a Context or None, or `limit` is not an int or None.
+
+    Example:
+        ```python
+        def fetch_all(urls):
+            results = [None] * len(urls)
+
+            def fetch(i, url):
+                results[i] = download(url, ctx=g.ctx)    # each task its own slot
+
+            with cysync.ErrGroup(limit=8) as g:          # wait() on leaving the block
+                for i, url in enumerate(urls):
+                    g.go(fetch, i, url)
+            return results              # every task done; the first error raised
+        ```
     """
 
     # The implementation's primitives, set by make_errgroup().
@@ -135,14 +166,20 @@ class ErrGroupBase:
 
     @property
     def ctx(self) -> Context:
-        """The group's context: cancelled by the first exception of a task,
-        or when wait() returns. Pass it to the tasks' blocking calls."""
+        """The group's context (Go's ``errgroup.WithContext``): a child of the
+        `ctx` given, cancelled by the first exception of a task or when
+        ``wait()`` returns. Pass it to the tasks' blocking calls so they stop early."""
         return self._ctx
 
     def set_limit(self, n: int | None) -> None:
-        """Let at most `n` tasks run at once (None or negative: no limit).
+        """Let at most `n` tasks run at once (Go's ``SetLimit``).
 
-        RuntimeError if tasks are running.
+        Args:
+            n: the limit; None or negative: no limit; 0: no task can start.
+
+        Raises:
+            RuntimeError: tasks are running.
+            TypeError: `n` is not an int or None.
         """
         n = _check_limit(n)
         with self._lock:
@@ -152,8 +189,22 @@ class ErrGroupBase:
             self._limit = n
 
     def go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
-        """Run ``fn(*args, **kwargs)`` on a worker thread; blocks while
-        `limit` tasks are running. RuntimeError once wait() has returned."""
+        """Run ``fn(*args, **kwargs)`` on a worker thread (Go's ``Go``).
+
+        Blocks while `limit` tasks are running. An exception `fn` raises is
+        kept for ``wait()`` (the first one) or noted on it (the later ones),
+        and the first one cancels ``ctx``; none reaches ``threading.excepthook``.
+        A task may call ``go()`` on its own group.
+
+        Args:
+            fn: the task.
+            *args: positional arguments for `fn`.
+            **kwargs: keyword arguments for `fn`.
+
+        Raises:
+            TypeError: `fn` is not callable.
+            RuntimeError: ``wait()`` has returned: the group is single-use.
+        """
         if not callable(fn):
             raise TypeError("fn must be callable")
         sem = self._sem
@@ -162,8 +213,21 @@ class ErrGroupBase:
         self._submit(sem, fn, args, kwargs, "go")
 
     def try_go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> bool:
-        """Like go(), but returns False at once instead of blocking when
-        `limit` tasks are running; True when the task was started."""
+        """Like ``go()``, but never blocks (Go's ``TryGo``).
+
+        Args:
+            fn: the task.
+            *args: positional arguments for `fn`.
+            **kwargs: keyword arguments for `fn`.
+
+        Returns:
+            True when the task was started, False (at once) when `limit`
+            tasks are running.
+
+        Raises:
+            TypeError: `fn` is not callable.
+            RuntimeError: ``wait()`` has returned: the group is single-use.
+        """
         if not callable(fn):
             raise TypeError("fn must be callable")
         sem = self._sem
@@ -257,8 +321,19 @@ class ErrGroupBase:
             _add_note(first, f"also raised by another task: {exc!r}")
 
     def wait(self) -> None:
-        """Wait for every task to finish, then stop the workers and cancel
-        ``ctx``; raise the first exception a task raised, if any."""
+        """Wait for every task to finish, then stop the workers and cancel ``ctx`` (Go's ``Wait``).
+
+        No thread of the group runs after it returns. Calling it again
+        returns (or raises the same exception) again.
+
+        Raises:
+            BaseException: the first exception a task raised (any kind,
+                ``SystemExit`` included), with a note for each later one (at
+                most ``MAX_NOTES`` (10), then a count; on Python 3.10 in
+                ``__notes__``, which tracebacks there do not print).
+            RuntimeError: called from one of the group's own tasks (it would
+                wait for itself).
+        """
         me = threading.current_thread()
         with self._lock:
             if me in self._workers:

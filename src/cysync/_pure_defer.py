@@ -81,6 +81,35 @@ def deferrable(fn: _F) -> _F:
     wrapper carries ``fn``'s metadata (``functools.wraps``) and, being a
     function, binds as a method; with ``staticmethod``/``classmethod`` put
     ``@deferrable`` under them.
+
+    The deferred calls run as nested ``try``/``finally`` blocks would, the
+    first registered in the outermost: every one runs even if an earlier one
+    raised, each sees the exception in flight as the handled one (so an
+    exception it raises gets that one as ``__context__``), the last exception
+    raised is the one the call raises, and when none raises the function's own
+    exception or return value comes out unchanged.
+
+    Args:
+        fn: the function (or method) to wrap.
+
+    Returns:
+        The wrapper: called like ``fn``, it returns what ``fn`` returns.
+
+    Raises:
+        TypeError: `fn` is not callable, or is a generator, coroutine or async
+            generator function.
+
+    Example:
+        ```python
+        @deferrable
+        def handle(request):
+            if not sem.acquire(request.cost, timeout=1.0):
+                return "busy"
+            defer(sem.release, request.cost)   # Go: defer sem.Release(n)
+            conn = pool.get()
+            defer(pool.put, conn)              # runs first
+            return conn.send(request)          # both released, even if send() raises
+        ```
     """
     if not callable(fn):
         raise TypeError("fn must be callable")
@@ -118,7 +147,22 @@ def deferrable(fn: _F) -> _F:
 
 def defer(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
     """Run ``fn(*args, **kwargs)`` when the innermost running ``@deferrable``
-    call of this thread returns or raises; calls run last registered first."""
+    call of this thread returns or raises; calls run last registered first.
+
+    The arguments are taken now, as in Go. Recursive calls and calls in
+    other threads each have their own list. A deferred call that defers
+    joins the list of an enclosing ``@deferrable`` call that is still running.
+
+    Args:
+        fn: what to call.
+        *args: positional arguments for `fn`, taken now.
+        **kwargs: keyword arguments for `fn`, taken now.
+
+    Raises:
+        RuntimeError: no ``@deferrable`` call of this thread is running
+            (``"defer() called outside a @deferrable function"``).
+        TypeError: `fn` is not callable.
+    """
     stack = _state.stack
     if not stack:
         raise RuntimeError("defer() called outside a @deferrable function")

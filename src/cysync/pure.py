@@ -10,7 +10,7 @@ every blocking wait can be interrupted by a signal handler that raises (Ctrl-C)
 exactly like ``threading.Lock.acquire``; a wait interrupted that way leaves the
 object as if the call had never been made.
 
-Common rules (see DESIGN.md):
+Common rules (docs/getting-started.md, "Timeouts and common rules"):
 
 - Timeouts are seconds, an ``int`` or a ``float``; ``None`` waits forever, a
   negative timeout polls once like ``0``, ``inf`` or anything longer than
