@@ -106,10 +106,10 @@ def cases(s: Settings) -> list[tuple[str, Impl, Callable[[], Any]]]:
     for op in ops.OPS:
         for impl in s.impls:
             if ops.applicable(op, impl):
-                out.append((op.name, impl, lambda op=op, impl=impl: ops.make_callable(op, impl)))  # type: ignore[misc]
+                out.append((op.name, impl, lambda op=op, impl=impl: ops.make_callable(op, impl)))
     for prim, style, impl in defer.cells(s):
         out.append((f"handler {prim}: {style}", impl,
-                    lambda prim=prim, style=style, impl=impl:  # type: ignore[misc]
+                    lambda prim=prim, style=style, impl=impl:
                     defer.make_handler(defer.make_slot(prim, impl, 1), prim, style, impl)))
     return out
 

@@ -674,7 +674,7 @@ def run(s: Settings) -> list[Result]:
             + len(counts) * len(patterns) * s.repeat + 1)
     results = ops.time_loops(NAME, loops, s)
     results += measure_spsc(todo, s)
-    results += handoff.measure_trips(NAME, trips, s)
+    results += handoff.measure_trips(NAME, trips, s)  # type: ignore[arg-type]  # lambdas with defaults
     results += measure_patterns(patterns, counts, s)
     results += sizes(todo)
     s.step("sizes")
@@ -746,7 +746,7 @@ def _figures_table(idx: Index, markdown: bool) -> str:
             b = picked.get(base) if base else None
             if base:
                 per_f = fig.unit == "ns/op" and b is not None and f_res is not None and f_res.median
-                row.append(fmt_ratio(b.median / f_res.median) if per_f else "")
+                row.append(fmt_ratio(b.median / f_res.median) if per_f else "")  # type: ignore[union-attr]
             for c in others:
                 sp = speedup(b, picked[c])
                 row.append(fmt_ratio(sp) if sp is not None and fig.unit != "B" else "")
