@@ -79,7 +79,7 @@ int cy_barrier_await(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline
             if (parked)
                 cy_spin_learn(&b->spin, cy_now_ns() - start, 0);
             else
-                cy_spin_linger(&b->spin, mark);
+                cy_spin_linger(&b->spin, mark, 1);
             return CY_OK;
         }
         if (atomic_load_explicit(&b->state, CY_RELAXED) != CY_BARRIER_FILLING) {

@@ -1,122 +1,5 @@
 #include "cy_chan.h"
 
-/* ------------------------------------------------------------- the buffer */
-
-static inline void ring_put(cy_chan *ch, void *v)
-{
-    uint32_t len = atomic_load_explicit(&ch->len, CY_RELAXED);
-    uint32_t i = ch->head + len;
-    if (i >= ch->cap)
-        i -= ch->cap;
-    ch->buf[i] = v;
-    atomic_store_explicit(&ch->len, len + 1, CY_RELAXED);
-}
-
-static inline void *ring_take(cy_chan *ch)
-{
-    void *v = ch->buf[ch->head];
-    if (++ch->head == ch->cap)
-        ch->head = 0;
-    atomic_store_explicit(&ch->len, atomic_load_explicit(&ch->len, CY_RELAXED) - 1, CY_RELAXED);
-    return v;
-}
-
-/* ------------------------------------------------------------- the queues */
-
-/* The first queued waiter that could still be claimed, claimed and out of
- * the queue; NULL if none.  A node whose record was claimed elsewhere (a
- * select that fired on another channel, a timeout, a cancel) is unlinked
- * on the way: its owner, which locks this channel before it returns, finds
- * it gone. */
-static cy_wnode *claim_first(cy_list *q)
-{
-    while (!cy_list_empty(q)) {
-        cy_wnode *n = cy_container_of(q->next, cy_wnode, link);
-        cy_list_remove(&n->link);
-        if (cy_waiter_claim(n->waiter, CY_CLAIM_FIRED))
-            return n;
-    }
-    return NULL;
-}
-
-/* Completes a claimed node's operation (its channel locked).  The store in
- * cy_waiter_release is the last touch of the record: the waiter may return
- * at once, so its address is returned for a wake after the unlock. */
-static cy_waiter *fire(cy_wnode *n, uint32_t ok)
-{
-    cy_waiter *w = n->waiter;
-    n->ok = ok;
-    w->fired = n;
-    cy_waiter_release(w);
-    return w;
-}
-
-/* ----------------------------------------------------- the operations */
-
-static int send_locked(cy_chan *ch, void *v, cy_waiter **wake)
-{
-    if (atomic_load_explicit(&ch->closed, CY_RELAXED))
-        return CY_CHAN_CLOSED;
-    cy_wnode *r = claim_first(&ch->recvq); /* a receiver waits: the buffer is empty */
-    if (r != NULL) {
-        r->elem = v;
-        *wake = fire(r, 1);
-        return 0;
-    }
-    if (atomic_load_explicit(&ch->len, CY_RELAXED) < ch->cap) {
-        ring_put(ch, v);
-        return 0;
-    }
-    return CY_CHAN_BLOCK;
-}
-
-static int recv_locked(cy_chan *ch, void **v, cy_waiter **wake)
-{
-    cy_wnode *s;
-    if (atomic_load_explicit(&ch->len, CY_RELAXED) > 0) {
-        *v = ring_take(ch);
-        /* The buffer was full if a sender waits: its value takes the slot
-         * just freed, behind every value sent before it. */
-        if ((s = claim_first(&ch->sendq)) != NULL) {
-            ring_put(ch, s->elem);
-            *wake = fire(s, 1);
-        }
-        return 0;
-    }
-    if ((s = claim_first(&ch->sendq)) != NULL) { /* unbuffered: straight from the sender */
-        *v = s->elem;
-        *wake = fire(s, 1);
-        return 0;
-    }
-    if (atomic_load_explicit(&ch->closed, CY_RELAXED)) {
-        *v = NULL;
-        return CY_CHAN_CLOSED;
-    }
-    return CY_CHAN_BLOCK;
-}
-
-int cy_chan_try_send(cy_chan *ch, void *v)
-{
-    cy_waiter *wake = NULL;
-    cy_mutex_lock(&ch->mu);
-    int r = send_locked(ch, v, &wake);
-    cy_mutex_unlock(&ch->mu);
-    if (wake != NULL)
-        cy_waiter_wake(wake);
-    return r;
-}
-
-int cy_chan_try_recv(cy_chan *ch, void **v)
-{
-    cy_waiter *wake = NULL;
-    cy_mutex_lock(&ch->mu);
-    int r = recv_locked(ch, v, &wake);
-    cy_mutex_unlock(&ch->mu);
-    if (wake != NULL)
-        cy_waiter_wake(wake);
-    return r;
-}
-
 int cy_chan_close(cy_chan *ch)
 {
     cy_wnode *n;
@@ -128,12 +11,12 @@ int cy_chan_close(cy_chan *ch)
     atomic_store_explicit(&ch->closed, 1, CY_RELEASE);
     /* Closing is rare: wake each waiter at once (its record stays alive
      * until its owner has locked the channel, which we hold). */
-    while ((n = claim_first(&ch->recvq)) != NULL) {
+    while ((n = cy_claim_first_(&ch->recvq)) != NULL) {
         n->elem = NULL;
-        cy_waiter_wake(fire(n, 0));
+        cy_waiter_wake(cy_fire_(n, 0));
     }
-    while ((n = claim_first(&ch->sendq)) != NULL)
-        cy_waiter_wake(fire(n, 0)); /* the sender keeps its value */
+    while ((n = cy_claim_first_(&ch->sendq)) != NULL)
+        cy_waiter_wake(cy_fire_(n, 0)); /* the sender keeps its value */
     cy_mutex_unlock(&ch->mu);
     return 0;
 }
@@ -142,7 +25,7 @@ int cy_chan_drain(cy_chan *ch, void **v)
 {
     if (atomic_load_explicit(&ch->len, CY_RELAXED) == 0)
         return 0;
-    *v = ring_take(ch);
+    *v = cy_ring_take_(ch);
     return 1;
 }
 
@@ -229,9 +112,9 @@ static int select_locked(cy_select *s, cy_waiter **wake)
         cy_case *c = &s->cases[pick];
         int r;
         if (c->dir == CY_CASE_RECV) {
-            r = recv_locked(c->ch, &s->value, wake);
+            r = cy_recv_locked_(c->ch, &s->value, wake);
         } else {
-            r = send_locked(c->ch, c->elem, wake);
+            r = cy_send_locked_(c->ch, c->elem, wake);
             s->value = NULL;
         }
         if (r != CY_CHAN_BLOCK) {
@@ -325,7 +208,7 @@ int cy_select_wait(cy_select *s, uintptr_t begin, int64_t deadline, cy_waiter *w
     s->ok = f->ok;
     s->value = s->cases[f->index].dir == CY_CASE_RECV ? f->elem : NULL;
     if (spin != NULL && !parked)
-        cy_spin_linger(spin, mark);
+        cy_spin_linger(spin, mark, CY_CHAN_LINGER);
     return CY_OK;
 }
 

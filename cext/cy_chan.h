@@ -39,6 +39,16 @@ typedef struct {
     cy_spinner spin;
 } cy_chan;
 
+/* How many times the process's linger time (cy_spin.h) a waiter released
+ * while spinning lingers: a sender that has just woken a receiver usually
+ * goes on filling the buffer for a few microseconds before it blocks and
+ * lets go of the GIL; a receiver that took the GIL before then would sleep
+ * on it and need a second wake-up (with 1x, one producer and one consumer
+ * over a Chan(128) moved 4-6M items/s here, with 10x 12-17M). */
+#ifndef CY_CHAN_LINGER
+#define CY_CHAN_LINGER 10
+#endif
+
 /* What the operations return, beyond cy_status. */
 enum {
     CY_CHAN_BLOCK = 20,  /* would have to wait */
@@ -62,13 +72,130 @@ static inline uint32_t cy_chan_len(cy_chan *ch) { return atomic_load_explicit(&c
 
 static inline int cy_chan_closed(cy_chan *ch) { return atomic_load_explicit(&ch->closed, CY_ACQUIRE) != 0; }
 
+/* The operations under the channel's lock; inline, for the fast paths
+ * below and for select (cy_chan.c).  Names ending in _ are internal. */
+/* ------------------------------------------------------------- the buffer */
+
+static inline void cy_ring_put_(cy_chan *ch, void *v)
+{
+    uint32_t len = atomic_load_explicit(&ch->len, CY_RELAXED);
+    uint32_t i = ch->head + len;
+    if (i >= ch->cap)
+        i -= ch->cap;
+    ch->buf[i] = v;
+    atomic_store_explicit(&ch->len, len + 1, CY_RELAXED);
+}
+
+static inline void *cy_ring_take_(cy_chan *ch)
+{
+    void *v = ch->buf[ch->head];
+    if (++ch->head == ch->cap)
+        ch->head = 0;
+    atomic_store_explicit(&ch->len, atomic_load_explicit(&ch->len, CY_RELAXED) - 1, CY_RELAXED);
+    return v;
+}
+
+/* ------------------------------------------------------------- the queues */
+
+/* The first queued waiter that could still be claimed, claimed and out of
+ * the queue; NULL if none.  A node whose record was claimed elsewhere (a
+ * select that fired on another channel, a timeout, a cancel) is unlinked
+ * on the way: its owner, which locks this channel before it returns, finds
+ * it gone. */
+static inline cy_wnode *cy_claim_first_(cy_list *q)
+{
+    while (!cy_list_empty(q)) {
+        cy_wnode *n = cy_container_of(q->next, cy_wnode, link);
+        cy_list_remove(&n->link);
+        if (cy_waiter_claim(n->waiter, CY_CLAIM_FIRED))
+            return n;
+    }
+    return NULL;
+}
+
+/* Completes a claimed node's operation (its channel locked).  The store in
+ * cy_waiter_release is the last touch of the record: the waiter may return
+ * at once, so its address is returned for a wake after the unlock. */
+static inline cy_waiter *cy_fire_(cy_wnode *n, uint32_t ok)
+{
+    cy_waiter *w = n->waiter;
+    n->ok = ok;
+    w->fired = n;
+    cy_waiter_release(w);
+    return w;
+}
+
+/* ----------------------------------------------------- the operations */
+
+static inline int cy_send_locked_(cy_chan *ch, void *v, cy_waiter **wake)
+{
+    if (atomic_load_explicit(&ch->closed, CY_RELAXED))
+        return CY_CHAN_CLOSED;
+    cy_wnode *r = cy_claim_first_(&ch->recvq); /* a receiver waits: the buffer is empty */
+    if (r != NULL) {
+        r->elem = v;
+        *wake = cy_fire_(r, 1);
+        return 0;
+    }
+    if (atomic_load_explicit(&ch->len, CY_RELAXED) < ch->cap) {
+        cy_ring_put_(ch, v);
+        return 0;
+    }
+    return CY_CHAN_BLOCK;
+}
+
+static inline int cy_recv_locked_(cy_chan *ch, void **v, cy_waiter **wake)
+{
+    cy_wnode *s;
+    if (atomic_load_explicit(&ch->len, CY_RELAXED) > 0) {
+        *v = cy_ring_take_(ch);
+        /* The buffer was full if a sender waits: its value takes the slot
+         * just freed, behind every value sent before it. */
+        if ((s = cy_claim_first_(&ch->sendq)) != NULL) {
+            cy_ring_put_(ch, s->elem);
+            *wake = cy_fire_(s, 1);
+        }
+        return 0;
+    }
+    if ((s = cy_claim_first_(&ch->sendq)) != NULL) { /* unbuffered: straight from the sender */
+        *v = s->elem;
+        *wake = cy_fire_(s, 1);
+        return 0;
+    }
+    if (atomic_load_explicit(&ch->closed, CY_RELAXED)) {
+        *v = NULL;
+        return CY_CHAN_CLOSED;
+    }
+    return CY_CHAN_BLOCK;
+}
+
 /* Without waiting: 0 when v went into the buffer or to a receiver (the
  * channel owns it now), CY_CHAN_BLOCK, or CY_CHAN_CLOSED. */
-int cy_chan_try_send(cy_chan *ch, void *v);
+static inline int cy_chan_try_send(cy_chan *ch, void *v)
+{
+    cy_waiter *wake = NULL;
+    cy_mutex_lock(&ch->mu);
+    int r = cy_send_locked_(ch, v, &wake);
+    cy_mutex_unlock(&ch->mu);
+    if (wake != NULL)
+        cy_waiter_wake(wake);
+    return r;
+}
 
 /* Without waiting: 0 with *v the oldest value (the caller owns it now),
  * CY_CHAN_BLOCK, or CY_CHAN_CLOSED (closed and drained). */
-int cy_chan_try_recv(cy_chan *ch, void **v);
+static inline int cy_chan_try_recv(cy_chan *ch, void **v)
+{
+    cy_waiter *wake = NULL;
+    cy_mutex_lock(&ch->mu);
+    int r = cy_recv_locked_(ch, v, &wake);
+    cy_mutex_unlock(&ch->mu);
+    if (wake != NULL)
+        cy_waiter_wake(wake);
+    return r;
+}
+
+
 
 /* Closes the channel and wakes every queued waiter (receivers get the
  * close, senders too, keeping their values); -1 if it was closed already. */

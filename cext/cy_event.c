@@ -16,7 +16,7 @@ cy_status cy_event_wait(cy_event *e, uint32_t gen, int64_t deadline, cy_waiter *
     if (cy_spin_while(&e->spin, &e->state, s, deadline, &start, &mark)) {
         s = atomic_load_explicit(&e->state, CY_ACQUIRE);
         if (CY_EV_RELEASED(s)) {
-            cy_spin_linger(&e->spin, mark);
+            cy_spin_linger(&e->spin, mark, 1);
             return CY_OK;
         }
     }

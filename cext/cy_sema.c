@@ -12,7 +12,7 @@ cy_status cy_sema_acquire(cy_sema *s, uintptr_t begin, int64_t deadline, cy_wait
     int64_t start;
     uint32_t mark;
     if (cy_spin_while(&s->spin, &s->value, 0, deadline, &start, &mark) && cy_sema_try_acquire(s)) {
-        cy_spin_linger(&s->spin, mark);
+        cy_spin_linger(&s->spin, mark, 1);
         return CY_OK;
     }
     int parked = 0;

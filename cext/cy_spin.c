@@ -113,12 +113,12 @@ out:
     return moved;
 }
 
-void cy_spin_linger(cy_spinner *s, uint32_t mark)
+void cy_spin_linger(cy_spinner *s, uint32_t mark, uint32_t times)
 {
-    uint32_t ns = atomic_load_explicit(&linger_ns, CY_RELAXED);
+    int64_t ns = (int64_t)atomic_load_explicit(&linger_ns, CY_RELAXED) * times;
     if (ns == 0 || cy_wait_mark() != mark)
         return;
-    int64_t until = cy_now_ns() + ns;
+    int64_t t0 = cy_now_ns(), now = t0, until = t0 + ns;
     if (!cy_multicore(until) || atomic_exchange_explicit(&s->lingering, 1, CY_ACQUIRE))
         return;
     for (;;) {
@@ -127,7 +127,11 @@ void cy_spin_linger(cy_spinner *s, uint32_t mark)
                 goto out;
             cy_cpu_relax();
         }
-        if (cy_now_ns() >= until)
+        /* As in cy_spin_while: past the first microseconds, let runnable
+         * threads have the CPU between looks. */
+        if (now - t0 >= CY_SPIN_YIELD_AFTER_NS)
+            yield_cpu();
+        if ((now = cy_now_ns()) >= until)
             break;
     }
 out:

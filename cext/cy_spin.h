@@ -69,8 +69,11 @@ int cy_spin_while(cy_spinner *s, _Atomic uint32_t *addr, uint32_t expected, int6
 uint32_t cy_wait_mark(void);
 
 /* After a wait that ended while spinning (mark from cy_spin_while): spin
- * until another thread starts to wait or the linger time passes. */
-void cy_spin_linger(cy_spinner *s, uint32_t mark);
+ * until another thread starts to wait or `times` times the linger time
+ * passes.  1 for hand-offs, where the releaser waits right after; more
+ * where it goes on producing first (a channel's sender fills the buffer
+ * before it blocks, a few microseconds). */
+void cy_spin_linger(cy_spinner *s, uint32_t mark, uint32_t times);
 
 /* How long cy_spin_linger may spin, for the whole process (at most 1 s);
  * 0, the default, turns lingering off. */

@@ -138,7 +138,7 @@ static void test_linger(void)
 
     /* off by default: no linger at all */
     int64_t t0 = cy_now_ns();
-    cy_spin_linger(&s, cy_wait_mark());
+    cy_spin_linger(&s, cy_wait_mark(), 1);
     CHECK_MSG(cy_now_ns() - t0 < 50000000, "lingered while lingering is off");
 
     cy_spin_set_linger(1000000); /* 1 ms */
@@ -149,19 +149,19 @@ static void test_linger(void)
     }
     /* nobody starts to wait: the whole time */
     t0 = cy_now_ns();
-    cy_spin_linger(&s, cy_wait_mark());
+    cy_spin_linger(&s, cy_wait_mark(), 1);
     int64_t took = cy_now_ns() - t0;
     CHECK_MSG(took >= 1000000, "lingered %lld ns of 1 ms", (long long)took);
     /* somebody started to wait since the mark: not at all */
     mark = cy_wait_mark();
     (void)cy_spin_while(&s, &w, 0, CY_NO_DEADLINE, &start, &before);
     t0 = cy_now_ns();
-    cy_spin_linger(&s, mark);
+    cy_spin_linger(&s, mark, 1);
     CHECK_MSG(cy_now_ns() - t0 < 500000, "lingered although a wait had started");
     /* one lingerer at a time */
     atomic_store(&s.lingering, 1);
     t0 = cy_now_ns();
-    cy_spin_linger(&s, cy_wait_mark());
+    cy_spin_linger(&s, cy_wait_mark(), 1);
     CHECK_MSG(cy_now_ns() - t0 < 500000, "a second thread lingered");
     CHECK_EQ(atomic_load(&s.lingering), 1);
     atomic_store(&s.lingering, 0);
@@ -174,7 +174,7 @@ static void test_linger(void)
     mark = cy_wait_mark();
     cytest_start(&th, starts_to_wait, &f);
     t0 = cy_now_ns();
-    cy_spin_linger(&s, mark);
+    cy_spin_linger(&s, mark, 1);
     took = cy_now_ns() - t0;
     cytest_join(&th);
     CHECK_MSG(took < 400000000 && cy_wait_mark() != mark, "lingered %lld ns although a wait started",

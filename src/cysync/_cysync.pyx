@@ -32,6 +32,7 @@ import inspect as _inspect
 import threading as _threading
 import types as _types
 import warnings as _warnings
+import weakref as _weakref
 from time import monotonic as _monotonic
 
 __all__ = [
@@ -1169,7 +1170,7 @@ cdef object _chan_wait(cy_case *c, int64_t ns, _CtxWait w, bint ok_form):
         return False
     r = _block(&cy_select_wait_op, &s, 0, ns, w)
     if r != CY_OK:
-        raise TimeoutError("channel receive timed out")
+        raise TimeoutError("receive timed out")
     if not s.ok:
         if ok_form:
             return (None, False)
@@ -1312,12 +1313,27 @@ select = cysync_make_select(__name__)
 
 
 def after(seconds):
-    """Go's time.After: a channel that receives ``time.monotonic()`` once,
-    ``seconds`` from now, sent by the process's one timer thread."""
-    cdef int64_t ns = _seconds_to_ns(seconds)
+    """Go's time.After: a ``Chan(1)`` that receives ``time.monotonic()`` once,
+    ``seconds`` from now, sent by the process's one timer thread (no thread
+    per call).  ``seconds <= 0`` fires at once, ``inf`` never; the timer
+    holds the channel weakly, so a channel nobody holds is freed unfired."""
+    delay = _context_seconds(seconds, "seconds")
     ch = Chan(1)
-    _TIMER.call_at(_monotonic() + (ns / 1e9 if ns >= 0 else _FOREVER_SECONDS), ch.send)
+    if delay <= _FOREVER_SECONDS:
+        _TIMER.call_at(_monotonic() + delay, _functools.partial(_send_time, _weakref.ref(ch)))
     return ch
+
+
+def _send_time(ref):
+    """after()'s callback in the timer thread: a send that never blocks
+    (nothing to do if the channel is gone, closed or full)."""
+    cdef Chan ch = ref()
+    if ch is None:
+        return
+    now = _monotonic()
+    Py_INCREF(now)
+    if cy_chan_try_send(&ch.ch, <void *>now) != 0:
+        Py_DECREF(now)
 
 
 # ---------------------------------------------------------------- context, ErrGroup
@@ -1336,7 +1352,7 @@ from cysync._context import (
     with_timeout,
     with_value,
 )
-from cysync._context import _TIMER
+from cysync._context import _TIMER, _seconds as _context_seconds
 from cysync._errgroup import make_errgroup as _make_errgroup
 
 _Context = Context
