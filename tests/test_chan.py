@@ -202,38 +202,43 @@ def test_full_buffer_blocks_the_sender_until_a_recv_makes_room(impl, tools):
     assert drain(ch) == [1, 2]
 
 
+def queued_in_order(attempt, tools, fns):
+    """Start each of `fns` in a thread, settling after each so that they
+    queue in that order (which cannot be observed: the order only holds if
+    each got to wait in time, hence the retries with longer settles)."""
+    workers = []
+    for fn in fns:
+        workers.append(tools.spawn(fn))
+        tools.settle(0.03 * attempt)
+    return workers
+
+
 def test_blocked_senders_are_served_in_order(impl, tools):
-    ch = impl.Chan(1)
-    ch.send("buffered")
-    senders = []
-    for i in range(4):
-        senders.append(tools.spawn(ch.send, i, tools.TIMEOUT))
-        tools.settle(0.03)  # queue them one after the other
-    got = [ch.recv(tools.TIMEOUT) for _ in range(5)]
-    assert got == ["buffered", 0, 1, 2, 3]
-    assert tools.join_all(senders) == [True] * 4
+    for attempt in range(1, 6):
+        ch = impl.Chan(1)
+        ch.send("buffered")
+        senders = queued_in_order(attempt, tools, [lambda i=i: ch.send(i, tools.TIMEOUT) for i in range(4)])
+        got = [ch.recv(tools.TIMEOUT) for _ in range(5)]
+        assert tools.join_all(senders) == [True] * 4
+        assert got[0] == "buffered" and sorted(got[1:]) == [0, 1, 2, 3]  # whatever the order
+        if got == ["buffered", 0, 1, 2, 3]:
+            return
+    pytest.fail(f"blocked senders not served first in first out: {got}")
 
 
 def test_blocked_receivers_are_served_in_order(impl, tools):
     for cap in (0, 3):
-        ch = impl.Chan(cap)
-        order = []
-        lock = threading.Lock()
-
-        def receiver(name, ch=ch):
-            value = ch.recv(tools.TIMEOUT)
-            with lock:
-                order.append((name, value))
-
-        receivers = []
-        for name in "abcd":
-            receivers.append(tools.spawn(receiver, name))
-            tools.settle(0.03)
-        for value in range(4):
-            assert ch.send(value, tools.TIMEOUT) is True
-        tools.join_all(receivers)
-        # The first to wait gets the first value.
-        assert sorted(order) == [("a", 0), ("b", 1), ("c", 2), ("d", 3)]
+        for attempt in range(1, 6):
+            ch = impl.Chan(cap)
+            receivers = queued_in_order(attempt, tools, [lambda: ch.recv(tools.TIMEOUT)] * 4)
+            for value in range(4):
+                assert ch.send(value, tools.TIMEOUT) is True
+            got = tools.join_all(receivers)
+            assert sorted(got) == [0, 1, 2, 3]
+            if got == [0, 1, 2, 3]:  # the first to wait got the first value
+                break
+        else:
+            pytest.fail(f"blocked receivers not served first in first out (cap={cap}): {got}")
 
 
 def test_send_polls_into_room_and_to_waiting_receivers(impl, tools):
@@ -682,18 +687,18 @@ def test_waiters_that_left_free_their_records(impl):
     other = impl.Chan()
 
     def churn(n):
-        for _ in range(n):
+        for _ in range(n):  # long enough a timeout to queue, each time
             with pytest.raises(TimeoutError):
-                ch.recv(timeout=1e-6)
-            assert impl.select(ch.recv, other.recv_ok, (other.send, 1), timeout=1e-6) == (-1, None)
+                ch.recv(timeout=0.0001)
+            assert impl.select(ch.recv, other.recv_ok, (other.send, 1), timeout=0.0001) == (-1, None)
 
     churn(200)  # warm up: free lists, caches
     gc.collect()
     before = sys.getallocatedblocks()
-    churn(2000)
+    churn(1000)
     gc.collect()
     grown = sys.getallocatedblocks() - before
-    assert grown < 1000, f"{grown} more memory blocks after 4000 timed-out waits"
+    assert grown < 1000, f"{grown} more memory blocks after 2000 timed-out waits"
 
 
 def test_timeouts_racing_hand_offs_lose_nothing(impl, tools):
@@ -966,7 +971,7 @@ def test_select_rejects_a_bad_case_before_doing_anything(impl, which):
     assert len(ch) == 0
 
 
-def test_select_rejects_a_channel_of_the_other_implementation(impl, request):
+def test_select_rejects_a_channel_of_the_other_implementation(impl):
     this = next(k for k, name in IMPL_MODULES.items() if name == impl.__name__)
     other_name = IMPL_MODULES["py" if this == "c" else "c"]
     try:
@@ -1228,7 +1233,7 @@ def test_after_never(impl, seconds):
         ch.recv(timeout=0.05)
 
 
-@pytest.mark.parametrize("seconds", [1, 0.5, True, Fraction(1, 100)])
+@pytest.mark.parametrize("seconds", [0.05, True, Fraction(1, 20)])
 def test_after_number_types(impl, seconds):
     start = time.monotonic()
     assert impl.after(seconds).recv(float(seconds) + TIMER_SLACK) >= start + float(seconds)
@@ -1542,4 +1547,4 @@ def test_stress_select(impl, tools):
 
 @pytest.mark.slow
 def test_stress_select_long(impl, tools):
-    select_load(impl, tools, 8, 8, 100_000 // 4, 280)
+    select_load(impl, tools, 8, 8, 100_000, 280)
