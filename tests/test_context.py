@@ -1134,3 +1134,73 @@ def test_the_timer_survives_a_failing_cancel(impl, capsys):
     later, _ = impl.with_timeout(impl.background(), 0.01)
     assert later.done().wait(TIMER_SLACK)  # deadlines still fire
     assert len(timer_threads()) == 1
+
+
+# --- plain callbacks on the timer thread (what after() uses) ----------------------
+
+
+def test_timer_call_at_runs_callbacks_in_deadline_order_in_the_one_thread():
+    timer = _context_module._TIMER
+    ran = []
+    done = threading.Event()
+
+    def note(name):
+        ran.append((name, time.monotonic(), threading.current_thread().name))
+        if name == "c":
+            done.set()
+
+    t0 = time.monotonic()
+    # Scheduled out of order; the last one due sets the event.
+    timer.call_at(t0 + 0.06, lambda: note("c"))
+    timer.call_at(t0 + 0.02, lambda: note("a"))
+    timer.call_at(t0 + 0.04, lambda: note("b"))
+    assert done.wait(TIMER_SLACK + 0.06)
+    assert [name for name, _, _ in ran] == ["a", "b", "c"]
+    for (_, at, thread), due in zip(ran, (0.02, 0.04, 0.06)):
+        assert at >= t0 + due  # never early
+        assert thread == TIMER_THREAD
+    assert len(timer_threads()) == 1
+
+
+def test_timer_call_at_a_passed_deadline_runs_soon():
+    done = threading.Event()
+    _context_module._TIMER.call_at(time.monotonic() - 1.0, done.set)
+    assert done.wait(TIMER_SLACK)
+
+
+def test_timer_survives_failing_callbacks(monkeypatch):
+    timer = _context_module._TIMER
+    hooked = []
+    monkeypatch.setattr(sys, "excepthook", lambda *info: hooked.append(info[0]))
+    done = threading.Event()
+    t0 = time.monotonic()
+
+    def exits():
+        raise SystemExit(3)  # not even this may end the one timer thread
+
+    timer.call_at(t0 + 0.01, lambda: 1 / 0)
+    timer.call_at(t0 + 0.02, exits)
+    timer.call_at(t0 + 0.03, done.set)
+    assert done.wait(TIMER_SLACK)
+    assert hooked == [ZeroDivisionError, SystemExit]
+    # Contexts' deadlines still fire, in the same thread.
+    ctx, _ = with_timeout_of(0.01)
+    assert ctx.done().wait(TIMER_SLACK)
+    assert len(timer_threads()) == 1
+
+
+def test_timer_callbacks_survive_compaction():
+    # Compaction drops dead and ended contexts' entries, never a callback.
+    timer = _context_module._TIMER
+    done = threading.Event()
+    timer.call_at(time.monotonic() + 0.2, done.set)
+    for _ in range(5000):
+        _, cancel = with_timeout_of(1000)
+        cancel()
+    with timer._lock:
+        timer._compact()
+    assert done.wait(TIMER_SLACK + 0.2)
+
+
+def with_timeout_of(seconds):
+    return _context_module.with_timeout(_context_module.background(), seconds)

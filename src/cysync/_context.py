@@ -39,7 +39,9 @@ How it works:
   lazily; the heap is compacted whenever dead entries are more than half of
   it, and whenever it has doubled since the last compaction (which also drops
   the entries of contexts collected without being cancelled), so it cannot
-  grow without bound.
+  grow without bound. The same thread runs plain callbacks at a deadline
+  (``_TIMER.call_at(deadline, fn)``, for ``after()``): there is one timer
+  thread per process, whatever uses it.
 - A value context has no cancellation of its own: ``done()``, ``err()`` and
   the private hooks go to the nearest cancel context above it (``_ctl``), or
   to background.
@@ -177,13 +179,23 @@ class _Done:
 # --- the shared timer thread ----------------------------------------------------
 
 
-class _Timer:
-    """One daemon thread that ends every context whose deadline passes.
+class _TimerCall:
+    """A heap entry's target that is a plain callback (``call_at``), not a context."""
 
-    Entries are lists ``[deadline, seq, ref]``: ``ref`` is a weakref to the
-    context, or None once the entry is dead (its context was cancelled, or the
-    timer already fired it). Lists compare by deadline, then by the unique seq,
-    so the ref is never compared.
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn = fn
+
+
+class _Timer:
+    """One daemon thread that ends every context whose deadline passes, and
+    runs the callbacks given to ``call_at`` when theirs does.
+
+    Entries are lists ``[deadline, seq, target]``: ``target`` is a weakref to
+    the context, or a ``_TimerCall``, or None once the entry is dead (its
+    context was cancelled, or the timer already fired it). Lists compare by
+    deadline, then by the unique seq, so the target is never compared.
     """
 
     _MIN_COMPACT = 1024  # never compact a heap smaller than this
@@ -203,9 +215,21 @@ class _Timer:
     def schedule(self, ctx: _CancelContext, deadline: float) -> list[Any]:
         """Add a deadline for `ctx`; returns the entry, for ``unschedule``."""
         ref = weakref.ref(ctx)  # outside the lock: may run a collection
+        return self._push(deadline, ref)
+
+    def call_at(self, deadline: float, fn: Callable[[], object]) -> list[Any]:
+        """Run ``fn()`` in the timer thread once `deadline` (``time.monotonic()``
+        seconds) has passed; returns the entry, for ``unschedule``.
+
+        `fn` should be quick: the contexts' deadlines wait while it runs. An
+        exception it raises goes to ``sys.excepthook``, and the timer goes on.
+        """
+        return self._push(deadline, _TimerCall(fn))
+
+    def _push(self, deadline: float, target: Any) -> list[Any]:
         with self._lock:
             self._seq += 1
-            entry = [deadline, self._seq, ref]
+            entry = [deadline, self._seq, target]
             heapq.heappush(self._heap, entry)
             if len(self._heap) >= self._compact_at:
                 self._compact()
@@ -232,6 +256,9 @@ class _Timer:
         for entry in self._heap:
             ref = entry[2]
             if ref is None:
+                continue
+            if type(ref) is _TimerCall:
+                live.append(entry)  # a callback stays until it has run
                 continue
             ctx = ref()
             if ctx is None or ctx._err is not None:
@@ -267,6 +294,9 @@ class _Timer:
                     self._lock.release()
                     try:
                         for ref in due:
+                            if type(ref) is _TimerCall:
+                                self._call(ref)
+                                continue
                             ctx = ref()
                             if ctx is not None:
                                 try:
@@ -274,6 +304,7 @@ class _Timer:
                                 except Exception:  # noqa: BLE001 - keep serving the others
                                     sys.excepthook(*sys.exc_info())
                             del ctx
+                        del ref  # what a callback holds is freed now, not at the next deadline
                     finally:
                         self._lock.acquire()
                     continue
@@ -281,6 +312,15 @@ class _Timer:
                     self._cond.wait(min(heap[0][0] - now, threading.TIMEOUT_MAX))
                 else:
                     self._cond.wait()
+
+    @staticmethod
+    def _call(call: _TimerCall) -> None:
+        # Unlike a context's cancel, a callback is anyone's code: nothing it
+        # raises, not even SystemExit, may end the one timer thread.
+        try:
+            call.fn()
+        except BaseException:  # noqa: BLE001 - keep serving the others
+            sys.excepthook(*sys.exc_info())
 
     def thread_count(self) -> int:
         """How many timer threads this process runs (0 or 1); for tests."""

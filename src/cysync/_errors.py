@@ -1,4 +1,10 @@
-"""Exceptions shared by the C module and the pure twin: one class each."""
+"""Exceptions shared by both implementations.
+
+``cysync._cysync`` and ``cysync.pure`` both raise these very classes (the C
+module imports this one), so ``except cysync.ChanClosed`` catches what either
+raises, whichever implementation made the channel. This module must import
+neither of them.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,26 @@ __all__ = ["ChanClosed"]
 
 
 class ChanClosed(Exception):
-    """Raised by a send on a closed channel (or one closed while the sender
-    waits), a receive from a closed and drained channel, and a second
-    ``close()``: Go's "send on closed channel" and "close of closed channel"
-    panics, and the end of a channel for ``recv`` (``recv_ok`` returns
-    ``(None, False)`` instead)."""
+    """An operation on a channel that has been closed (Go's ``panic`` on a
+    closed channel, made a catchable exception).
+
+    Raised by:
+
+    - ``Chan.send()`` (and a send case of ``select()``) on a closed channel,
+      or on one closed while the sender waits: ``"send on closed channel"``;
+    - ``Chan.close()`` on a channel closed before: ``"close of closed channel"``;
+    - ``Chan.recv()`` (and a ``recv`` case of ``select()``) once the channel
+      is closed and every value buffered before the close has been received:
+      ``"receive from closed channel"``. Use ``recv_ok()`` (Go's
+      ``v, ok := <-ch``) to see the close as ``(None, False)`` instead.
+
+    Example::
+
+        try:
+            value = ch.recv()
+        except ChanClosed:
+            ...  # the producer is done
+    """
+
+
+ChanClosed.__module__ = "cysync"  # its public home, as for the context errors

@@ -34,18 +34,23 @@ the end of this module.
 
 from __future__ import annotations
 
+import _thread
 import collections
 import functools
 import operator
+import random
+import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from time import monotonic as _monotonic
 from types import TracebackType
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from ._context import (
+    _TIMER,
     Canceled,
     Context,
     ContextError,
@@ -56,6 +61,8 @@ from ._context import (
     with_timeout,
     with_value,
 )
+from ._context import _seconds
+from ._errors import ChanClosed
 from ._pure_defer import defer, deferrable
 
 __all__ = [
@@ -63,6 +70,8 @@ __all__ = [
     "BoundedSemaphore",
     "BrokenBarrierError",
     "Canceled",
+    "Chan",
+    "ChanClosed",
     "Context",
     "ContextError",
     "DeadlineExceeded",
@@ -72,11 +81,13 @@ __all__ = [
     "Semaphore",
     "WaitGroup",
     "WeightedSemaphore",
+    "after",
     "background",
     "defer",
     "deferrable",
     "once_func",
     "once_value",
+    "select",
     "with_cancel",
     "with_deadline",
     "with_timeout",
@@ -978,13 +989,684 @@ class Barrier:
         return self._state == _BROKEN
 
 
+# --- Chan, select, after (Go channels) ------------------------------------------
+#
+# The model is Go's runtime/chan.go and runtime/select.go (and the C core,
+# which mirrors it):
+#
+# - A channel is a lock, a ring of at most `cap` buffered values, a `closed`
+#   flag, and two FIFO queues of blocked calls: senders and receivers.
+# - A call that has to block (send, recv or select) makes ONE waiter record,
+#   _ChanWaiter, and queues a link to it (_Link, Go's sudog) on each channel it
+#   waits for: a send or recv one, a select one per case. The thread then
+#   sleeps on the record's own lock.
+# - Whoever ends the call "claims" the record, exactly once, under the
+#   record's small lock: a partner operation (which hands the value over, or
+#   takes it, in the same step), a close(), the context's waker, or the
+#   waiting thread itself when its deadline passes or a signal handler raises.
+#   One claim wins; a partner that loses (the select fired on another
+#   channel, the waiter timed out) drops that link and tries the next one.
+# - When the call returns, whatever the reason, it unlinks every link still
+#   queued: a waiter that timed out or was cancelled leaves no trace.
+# - Lock order: channel locks, several at once only in select and then by
+#   id() (Go's sellock), before a record's small lock; the record's lock is
+#   never held while taking another.
+
+# What ends a blocked call: the value of _ChanWaiter.claimed.
+_DONE = "done"  # a partner operation completed it, through `link`
+_CLOSED = "closed"  # close() of the channel of `link` woke it
+_TIMEOUT = "timeout"  # the call's own timeout passed
+_CTX_ENDED = "ctx ended"  # its context was cancelled, or its deadline passed
+_INTERRUPTED = "interrupted"  # a signal handler raised in the waiting thread
+
+# The kinds of select cases.
+_RECV, _RECV_OK, _SEND = "recv", "recv_ok", "send"
+
+
+class _ChanWaiter:
+    """One blocked send, recv or select: how it ended and the value handed to
+    it (the part of Go's sudogs that all the cases of a select share).
+
+    ``claimed`` is None until the first of these sets it, under ``_mutex``:
+    ``fire`` (a partner operation or a close; it wakes the sleeping thread),
+    ``cancel`` (the context's waker; wakes it too) or ``give_up`` (the thread
+    itself: it is awake). Whoever claims writes ``link`` and ``value`` in the
+    same step, so a thread whose own claim failed reads a complete outcome.
+    """
+
+    __slots__ = ("_sleep", "_mutex", "claimed", "link", "value")
+
+    def __init__(self) -> None:
+        # Taken here, released once, by the claim that wakes the thread.
+        self._sleep = threading.Lock()
+        self._sleep.acquire()
+        self._mutex = threading.Lock()
+        self.claimed: str | None = None
+        self.link: _Link | None = None  # the case that fired or was closed
+        self.value: Any = None  # what a sender handed to this receiver
+
+    def fire(self, claimed: str, link: _Link | None, value: Any = None) -> bool:
+        """Claim the record for an operation of another thread, and wake the
+        waiting one. False if it was claimed already (it did not happen)."""
+        with self._mutex:
+            if self.claimed is not None:
+                return False
+            self.link = link
+            self.value = value
+            self.claimed = claimed
+            # No call between the claim and the wake-up: an exception from a
+            # signal handler in this thread cannot leave the waiter claimed
+            # but asleep.
+            self._sleep.release()
+        return True
+
+    def cancel(self) -> None:
+        """The context's waker (called by the thread that ends the context)."""
+        self.fire(_CTX_ENDED, None)
+
+    def give_up(self, claimed: str) -> bool:
+        """Claim the record for the waiting thread itself (its deadline, an
+        exception): False if something else ended the call first."""
+        with self._mutex:
+            if self.claimed is not None:
+                return False
+            self.claimed = claimed
+            return True
+
+    def sleep(self, timeout: float) -> bool:
+        """Sleep until woken (True) or `timeout` seconds (False)."""
+        return self._sleep.acquire(timeout=timeout)
+
+
+class _Link:
+    """One case of a blocked call, queued on one channel (Go's sudog): its
+    waiter, the channel, the case's position in select(), and for a send
+    the value. ``queue`` is the queue it is on, None once unlinked."""
+
+    __slots__ = ("waiter", "chan", "index", "value", "queue", "prev", "next")
+
+    def __init__(self, waiter: _ChanWaiter, chan: Chan[Any], index: int, value: Any) -> None:
+        self.waiter = waiter
+        self.chan = chan
+        self.index = index
+        self.value = value
+        self.queue: _WaitQ | None = None
+        self.prev: _Link | None = None
+        self.next: _Link | None = None
+
+
+class _WaitQ:
+    """A channel's FIFO of blocked senders or receivers (Go's waitq): a doubly
+    linked list of links, so that a waiter that gives up leaves from
+    anywhere in it at once. Used with the channel's lock held."""
+
+    __slots__ = ("head", "tail")
+
+    def __init__(self) -> None:
+        self.head: _Link | None = None
+        self.tail: _Link | None = None
+
+    def push(self, link: _Link) -> None:
+        link.queue = self
+        link.prev = self.tail
+        link.next = None
+        if self.tail is None:
+            self.head = link
+        else:
+            self.tail.next = link
+        self.tail = link
+
+    def remove(self, link: _Link) -> None:
+        if link.prev is None:
+            self.head = link.next
+        else:
+            link.prev.next = link.next
+        if link.next is None:
+            self.tail = link.prev
+        else:
+            link.next.prev = link.prev
+        link.queue = link.prev = link.next = None
+
+    def claim_first(self, claimed: str, value: Any = None) -> _Link | None:
+        """Unlink links from the front until one whose waiter this claims
+        (``fire``), and return it; None when none is left. A link whose
+        waiter was claimed already (its select fired elsewhere, it timed
+        out) is dropped on the way, as Go's dequeue skips such sudogs."""
+        while (link := self.head) is not None:
+            self.remove(link)
+            if link.waiter.fire(claimed, link, value):
+                return link
+        return None
+
+
+def _unlink(links: tuple[_Link, ...] | list[_Link]) -> None:
+    """Take a returning call's links off the queues they are still on."""
+    for link in links:
+        if link.queue is not None:  # not taken by a partner yet (it never comes back)
+            with link.chan._lock:
+                if link.queue is not None:
+                    link.queue.remove(link)
+
+
+def _passed(deadline: float | None) -> bool:
+    return deadline is not None and deadline <= _monotonic()
+
+
+def _raise_ctx_err(ctx: Context) -> None:
+    """Raise the context's error. Its deadline may have passed before the
+    timer thread ended it: end it now (_expire), and if another thread is
+    ending it already (an ancestor first), wait until that is done."""
+    ctx._expire()
+    done = ctx.done()
+    while not done.wait(_MAX_WAIT):
+        pass
+    err = ctx.err()
+    assert err is not None
+    raise err.with_traceback(None)
+
+
+def _timed_out(cw: _CtxWait | None) -> None:
+    """A call cannot complete and its deadline has passed: return (it timed
+    out) or, when the deadline is the context's, raise the context's error."""
+    if cw is not None and cw.by_ctx:
+        _raise_ctx_err(cw.ctx)
+
+
+def _park(waiter: _ChanWaiter, cw: _CtxWait | None, deadline: float | None) -> None:
+    """Sleep until `waiter` is claimed. When `deadline` passes the thread
+    claims it itself: as _CTX_ENDED if the deadline is the context's, else as
+    _TIMEOUT. The context's waker is registered for the time of the sleep.
+
+    The sleep is ``Lock.acquire(timeout=...)`` in slices of at most
+    ``threading.TIMEOUT_MAX``, so signal handlers run during it exactly as
+    during any ``threading`` wait; one that raises makes this raise.
+    """
+    ctx = None if cw is None else cw.ctx
+    if ctx is not None and not ctx._add_waker(waiter.cancel):
+        waiter.give_up(_CTX_ENDED)  # ended since the call began (unless a partner came first)
+        return
+    try:
+        while True:
+            if deadline is None:
+                wait = _MAX_WAIT
+            else:
+                wait = deadline - _monotonic()
+                if wait <= 0:
+                    waiter.give_up(_CTX_ENDED if cw is not None and cw.by_ctx else _TIMEOUT)
+                    return  # claimed now, by us or by whoever came first
+                wait = min(wait, _MAX_WAIT)
+            if waiter.sleep(wait):
+                return
+    finally:
+        if ctx is not None:
+            ctx._remove_waker(waiter.cancel)
+
+
+def _leave(waiter: _ChanWaiter, links: tuple[_Link, ...] | list[_Link], cw: _CtxWait | None) -> None:
+    """A blocked call's wait is over: leave every queue it is still on, and
+    raise the context's error if the context ended it. Afterwards
+    ``waiter.claimed`` is _DONE, _CLOSED or _TIMEOUT."""
+    _unlink(links)
+    if waiter.claimed is _CTX_ENDED:
+        assert cw is not None
+        _raise_ctx_err(cw.ctx)
+
+
+def _completed_anyway(waiter: _ChanWaiter, links: tuple[_Link, ...] | list[_Link]) -> bool:
+    """An exception (from a signal handler: Ctrl-C) came out of a call whose
+    waiter is queued. Did the operation complete all the same?
+
+    The rule: if the thread can still claim its own record, nothing has
+    happened: the call leaves every queue (False) and the caller lets the
+    exception propagate, the channels as if the call had never been made.
+    If a partner claimed the record first, the operation has completed (a
+    receiver got the value, or a sender gave it away) and cannot be undone,
+    so it must not be lost either (True): the call returns its result, and
+    ``_rearm_later`` deals with the exception. A close or a context that
+    ended the call meanwhile loses nothing: False, the exception propagates.
+    """
+    if waiter.give_up(_INTERRUPTED) or waiter.claimed is not _DONE:
+        _unlink(links)
+        return False
+    return True
+
+
+def _rearm_later(exc: BaseException) -> bool:
+    """The exception of a call that completed all the same: True if it is a
+    KeyboardInterrupt, which the call raises again through SIGINT's handler
+    right after it has returned (``_REARM``), so Ctrl-C is still honoured at
+    once. Any other exception cannot be raised again later: it goes to
+    ``sys.excepthook``."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    sys.excepthook(type(exc), exc, exc.__traceback__)
+    return False
+
+
+class _Rearm(dict):  # type: ignore[type-arg]
+    """``_REARM[signal.SIGINT]`` makes SIGINT's handler run again in the main
+    thread, as ``_thread.interrupt_main()`` does, at the interpreter's next
+    check for signals in the *caller*: a subscript, unlike a call, is not
+    followed by such a check, so the KeyboardInterrupt cannot come out of the
+    channel method between the re-arm and its return (and lose its result)."""
+
+    __missing__ = staticmethod(_thread.interrupt_main)
+
+
+_REARM = _Rearm()
+_SIGINT = signal.SIGINT
+
+
+class Chan(Generic[_T]):
+    """Go's channel: a FIFO of values passed between threads.
+
+    ``Chan(cap=0)``: `cap` an int >= 0 (``operator.index``: ``Chan(1.5)`` is a
+    TypeError, ``Chan(-1)`` a ValueError). ``cap=0`` is unbuffered: a send
+    completes only when a receiver takes the value. With ``cap > 0``, sends
+    complete at once while fewer than `cap` values are buffered.
+
+    - ``send(value, timeout=None, *, ctx=None) -> bool``: ``ch <- value``.
+    - ``recv(timeout=None, *, ctx=None)``: ``<-ch``; ``recv_ok`` is
+      ``v, ok := <-ch``.
+    - ``close()``: no more sends; receivers drain what is buffered, then see
+      the close. Every blocked sender and receiver is woken.
+    - ``for v in ch:`` receives until the channel is closed and drained.
+    - ``len(ch)`` values buffered now, ``ch.cap``, ``ch.closed``.
+    - ``select(...)`` waits on several channels; ``after(seconds)`` is a
+      channel that receives the time once.
+
+    Values are passed first in first out, and so are blocked senders and
+    receivers served. Timeouts follow the module's rules (``None`` forever,
+    ``<= 0`` only what can happen at once); ``ctx=`` raises the context's
+    error if it has ended at the call or ends first. A call that times out,
+    is cancelled or is interrupted by a signal handler leaves the channel as
+    if it had never been made.
+
+    Example (Go's worker pool)::
+
+        jobs, results = Chan(100), Chan(100)
+
+        def worker():
+            for job in jobs:            # until jobs is closed and drained
+                results.send(job * 2)
+
+        wg = WaitGroup()
+        for _ in range(4):
+            wg.go(worker)
+        for job in range(10):
+            jobs.send(job)
+        jobs.close()
+        wg.wait()
+        results.close()
+        print(sorted(results))          # [0, 2, 4, ..., 18]
+    """
+
+    def __init__(self, cap: int = 0) -> None:
+        cap = operator.index(cap)
+        if cap < 0:
+            raise ValueError("cap must be >= 0")
+        if cap > _INT64_MAX:
+            raise OverflowError("cap too large")
+        self._cap = cap
+        self._buf: collections.deque[_T] = collections.deque()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._sendq = _WaitQ()  # blocked senders: links holding their value
+        self._recvq = _WaitQ()  # blocked receivers
+
+    def __repr__(self) -> str:
+        state = f"len={len(self._buf)} cap={self._cap}"
+        return _repr(self, state + " closed" if self._closed else state)
+
+    @property
+    def cap(self) -> int:
+        """The capacity: how many values the buffer holds (0: unbuffered)."""
+        return self._cap
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has been called (values may still be buffered)."""
+        return self._closed
+
+    def __len__(self) -> int:
+        """The number of values buffered now (always 0 when unbuffered)."""
+        return len(self._buf)
+
+    # The two halves of Go's chansend and chanrecv that never block; called
+    # with the lock held (also by select, with the locks of all its channels).
+
+    def _try_send(self, value: Any) -> bool:
+        # A receiver waits only while nothing is buffered: hand it the value.
+        if self._recvq.claim_first(_DONE, value) is not None:
+            return True
+        if len(self._buf) < self._cap:
+            self._buf.append(value)
+            return True
+        return False
+
+    def _try_recv(self) -> tuple[bool, Any]:
+        # A sender waits only while the buffer is full (or there is none).
+        link = self._sendq.claim_first(_DONE)
+        if link is not None:
+            if not self._cap:
+                return True, link.value  # unbuffered: straight from the sender
+            # Take the oldest value; the sender's joins the tail, so the
+            # order of values stays the order of sends.
+            value = self._buf.popleft()
+            self._buf.append(link.value)
+            return True, value
+        if self._buf:
+            return True, self._buf.popleft()
+        return False, None
+
+    def send(self, value: _T, timeout: float | None = None, *, ctx: Context | None = None) -> bool:
+        """Send `value` (Go's ``ch <- value``): True once it is in the buffer or
+        handed to a receiver; False if `timeout` expired first.
+
+        Unbuffered, a send waits for a receiver; buffered, only while the
+        buffer is full. ``timeout=0`` (or negative) sends only if that can
+        happen at once. Raises ``ChanClosed`` if the channel is closed, or
+        closed while the sender waits (the value is then not sent). With
+        `ctx`, raises the context's error if it has ended or ends first.
+        """
+        deadline = _deadline(timeout)
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        waiter = link = None
+        try:
+            with self._lock:
+                if self._closed:
+                    raise ChanClosed("send on closed channel")
+                if self._try_send(value):
+                    return True
+                if not _passed(deadline):
+                    link = _Link(_ChanWaiter(), self, 0, value)
+                    waiter = link.waiter  # from here on, an exception is _completed_anyway's
+                    self._sendq.push(link)
+            if waiter is None:
+                _timed_out(cw)
+                return False
+            _park(waiter, cw, deadline)
+            rearm = False
+        except BaseException as exc:
+            if waiter is None or not _completed_anyway(waiter, (link,)):  # type: ignore[arg-type]
+                raise
+            rearm = _rearm_later(exc)
+        _leave(waiter, (link,), cw)  # type: ignore[arg-type]
+        if waiter.claimed is _CLOSED:
+            raise ChanClosed("send on closed channel")
+        sent = waiter.claimed is _DONE
+        if rearm:
+            _REARM[_SIGINT]
+        return sent
+
+    def _recv(self, timeout: float | None, ctx: Context | None) -> tuple[Any, str, bool]:
+        # What recv, recv_ok and iteration share: (value, how, rearm), `how`
+        # being _DONE (value received), _CLOSED (closed and drained) or _TIMEOUT.
+        deadline = _deadline(timeout)
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        waiter = link = None
+        try:
+            with self._lock:
+                received, value = self._try_recv()
+                if received:
+                    return value, _DONE, False
+                if self._closed:
+                    return None, _CLOSED, False
+                if not _passed(deadline):
+                    link = _Link(_ChanWaiter(), self, 0, None)
+                    waiter = link.waiter  # from here on, an exception is _completed_anyway's
+                    self._recvq.push(link)
+            if waiter is None:
+                _timed_out(cw)
+                return None, _TIMEOUT, False
+            _park(waiter, cw, deadline)
+            rearm = False
+        except BaseException as exc:
+            if waiter is None or not _completed_anyway(waiter, (link,)):  # type: ignore[arg-type]
+                raise
+            rearm = _rearm_later(exc)
+        _leave(waiter, (link,), cw)  # type: ignore[arg-type]
+        return waiter.value, waiter.claimed, rearm  # type: ignore[return-value]
+
+    def recv(self, timeout: float | None = None, *, ctx: Context | None = None) -> _T:
+        """Receive the next value (Go's ``<-ch``), first in first out.
+
+        Waits while nothing is buffered and no sender waits. Values buffered
+        before ``close()`` are still delivered; once the channel is closed and
+        drained, raises ``ChanClosed``. Raises ``TimeoutError`` if `timeout`
+        expired first (``timeout=0``: only what is there at once). With `ctx`,
+        raises the context's error if it has ended or ends first.
+        """
+        value, how, rearm = self._recv(timeout, ctx)
+        if how is _CLOSED:
+            raise ChanClosed("receive from closed channel")
+        if how is _TIMEOUT:
+            raise TimeoutError("receive timed out")
+        if rearm:
+            _REARM[_SIGINT]
+        return value  # type: ignore[no-any-return]
+
+    def recv_ok(self, timeout: float | None = None, *, ctx: Context | None = None) -> tuple[_T | None, bool]:
+        """Receive like ``recv()``, as Go's ``value, ok := <-ch``: returns
+        ``(value, True)``, or ``(None, False)`` once the channel is closed and
+        drained (instead of raising ``ChanClosed``).
+
+        A timeout still raises ``TimeoutError`` (a ``(None, False)`` would
+        look like a close). With `ctx`, raises the context's error if it has
+        ended or ends first.
+        """
+        value, how, rearm = self._recv(timeout, ctx)
+        if how is _TIMEOUT:
+            raise TimeoutError("receive timed out")
+        if rearm:
+            _REARM[_SIGINT]
+        return (value, True) if how is _DONE else (None, False)
+
+    def close(self) -> None:
+        """Close the channel (Go's ``close(ch)``): no more sends.
+
+        Every blocked receiver and sender is woken: receivers see the close
+        (``ChanClosed``, or ``(None, False)`` from ``recv_ok``), senders raise
+        ``ChanClosed`` (their values are not sent). Values buffered before the
+        close are still delivered. Closing a closed channel raises
+        ``ChanClosed``.
+        """
+        with self._lock:
+            if self._closed:
+                raise ChanClosed("close of closed channel")
+            self._closed = True
+            # The queues are empty afterwards, and stay so: nothing queues
+            # on a closed channel.
+            while self._recvq.claim_first(_CLOSED) is not None:
+                pass
+            while self._sendq.claim_first(_CLOSED) is not None:
+                pass
+
+    def __iter__(self) -> Iterator[_T]:
+        """Receive until the channel is closed and drained (Go's
+        ``for v := range ch``); waits as long as it takes."""
+        while True:
+            value, how, rearm = self._recv(None, None)
+            if how is not _DONE:
+                return
+            if rearm:
+                _REARM[_SIGINT]
+            yield value
+
+
+def _select_plan(cases: tuple[Any, ...]) -> list[tuple[int, Chan[Any], str, Any]]:
+    """Check select()'s cases, before anything is done; returns
+    ``(index, chan, kind, value)`` for each case other than None."""
+    plan = []
+    for index, case in enumerate(cases):
+        if case is None:
+            continue  # Go's nil channel: never ready
+        if isinstance(case, tuple):
+            method, names = (case[0] if len(case) == 2 else None), ("send",)
+        else:
+            method, names = case, ("recv", "recv_ok")
+        chan = getattr(method, "__self__", None)
+        name = getattr(method, "__name__", None)
+        if not isinstance(chan, Chan) or name not in names:
+            raise TypeError(
+                f"select() case {index} must be ch.recv, ch.recv_ok, (ch.send, value) or None, "
+                f"ch a Chan of this implementation; got {case!r}"
+            )
+        if name == "send":
+            plan.append((index, chan, _SEND, case[1]))
+        else:
+            plan.append((index, chan, _RECV if name == "recv" else _RECV_OK, None))
+    return plan
+
+
+def select(
+    *cases: Any, timeout: float | None = None, ctx: Context | None = None, default: bool = False
+) -> tuple[int, Any]:
+    """Wait until one of `cases` can proceed, perform exactly that one, and
+    return ``(index, value)`` (Go's ``select``).
+
+    A case is ``ch.recv`` or ``ch.recv_ok`` (the bound method) to receive,
+    ``(ch.send, value)`` to send, or None, which never fires (Go's nil
+    channel). `index` is the case's position in `cases`; `value` is the
+    value received (``(value, ok)`` for ``recv_ok``), None for a send.
+
+    When several cases are ready, one is chosen uniformly at random. With
+    ``default=True``, returns ``(-1, None)`` at once if none is ready;
+    when `timeout` expires first, returns ``(-1, None)``. With `ctx`, raises
+    the context's error if it has ended or ends first. A ``recv`` case on a
+    closed, drained channel and a send case on a closed channel are ready
+    and raise ``ChanClosed`` (even with ``default=True``); ``recv_ok`` gives
+    ``(index, (None, False))`` instead. Any other case raises ``TypeError``
+    before anything is done.
+
+    Example::
+
+        index, value = select(results.recv, (log.send, "tick"), after(1.0).recv)
+        if index == 0:
+            handle(value)
+        elif index == 2:
+            print("one second without results")
+    """
+    plan = _select_plan(cases)
+    deadline = _deadline(timeout)
+    cw = _ctx_wait(ctx, deadline)
+    if cw is not None:
+        deadline = cw.deadline
+    # Go's lockorder (each channel once, by address) and pollorder (random).
+    chans = sorted({id(chan): chan for _, chan, _, _ in plan}.values(), key=id)
+    order = plan[:]
+    random.shuffle(order)
+    waiter = None
+    links: list[_Link] = []
+    try:
+        locked: list[Chan[Any]] = []
+        try:
+            for chan in chans:
+                chan._lock.acquire()
+                locked.append(chan)
+            # Pass 1: the first ready case in a random order is a uniform choice.
+            for index, chan, kind, value in order:
+                if kind is _SEND:
+                    if chan._closed:
+                        raise ChanClosed("send on closed channel")
+                    if chan._try_send(value):
+                        return index, None
+                    continue
+                received, value = chan._try_recv()
+                if received:
+                    return index, ((value, True) if kind is _RECV_OK else value)
+                if chan._closed:
+                    if kind is _RECV_OK:
+                        return index, (None, False)
+                    raise ChanClosed("receive from closed channel")
+            # Pass 2: none is ready; queue a link per case on its channel.
+            if not default and not _passed(deadline):
+                waiter = _ChanWaiter()  # from here on, an exception is _completed_anyway's
+                for index, chan, kind, value in plan:
+                    link = _Link(waiter, chan, index, value)
+                    links.append(link)
+                    (chan._sendq if kind is _SEND else chan._recvq).push(link)
+        finally:
+            for chan in reversed(locked):
+                chan._lock.release()
+        if waiter is None:
+            if not default:
+                _timed_out(cw)
+            return -1, None
+        # Pass 3: wait; the case that fired is the link the waiter was claimed through.
+        _park(waiter, cw, deadline)
+        rearm = False
+    except BaseException as exc:
+        if waiter is None or not _completed_anyway(waiter, links):
+            raise
+        rearm = _rearm_later(exc)
+    _leave(waiter, links, cw)
+    if waiter.claimed is _TIMEOUT:
+        return -1, None
+    assert waiter.link is not None
+    index = waiter.link.index
+    kind = next(k for i, _, k, _ in plan if i == index)
+    if waiter.claimed is _CLOSED:
+        if kind is not _RECV_OK:
+            raise ChanClosed("send on closed channel" if kind is _SEND else "receive from closed channel")
+        result: Any = (None, False)
+    elif kind is _SEND:
+        result = None
+    else:
+        result = (waiter.value, True) if kind is _RECV_OK else waiter.value
+    if rearm:
+        _REARM[_SIGINT]
+    return index, result
+
+
+def _send_time(ref: weakref.ref[Chan[float]]) -> None:
+    # after()'s timer callback, in the timer thread: Go's sendTime, a send
+    # that never blocks. Nothing to do if the channel is gone, closed, or full
+    # (someone else sent on it).
+    chan = ref()
+    if chan is None:
+        return
+    with chan._lock:
+        if not chan._closed:
+            chan._try_send(_monotonic())
+
+
+def after(seconds: float) -> Chan[float]:
+    """A channel that receives ``time.monotonic()`` once, `seconds` from now
+    (Go's ``time.After``): a ``Chan(1)``, so the value waits there for its
+    receiver.
+
+    Served by the process's one timer thread (the one that ends contexts at
+    their deadlines), not a thread per call. `seconds <= 0` fires at once;
+    longer than about 146 years (``inf``) never. NaN is a ValueError,
+    anything but a number a TypeError. The timer holds the channel weakly:
+    a channel nobody holds any more is freed before it fires.
+
+    Example::
+
+        index, value = select(ch.recv, after(0.5).recv)
+        if index == 1:
+            print("no value within half a second")
+    """
+    delay = _seconds(seconds, "seconds")
+    chan: Chan[float] = Chan(1)
+    if delay <= _FOREVER_SECONDS:
+        _TIMER.call_at(_monotonic() + delay, functools.partial(_send_time, weakref.ref(chan)))
+    return chan
+
+
 # The public home of these classes is the package ``cysync``, whichever
 # implementation it exports. repr() shows it in threading's form,
 # "<cysync.Semaphore at 0x...: value=1>", which is also what CPython's
 # lock_tests expect (they match r"<\w+\.Semaphore at ...", a one-word module).
 # Subclasses keep their own module, as with threading.
 for _cls in (
-    WaitGroup, Once, once_func, once_value, Semaphore, BoundedSemaphore, WeightedSemaphore, Event, Barrier
+    WaitGroup, Once, once_func, once_value, Semaphore, BoundedSemaphore, WeightedSemaphore, Event, Barrier,
+    Chan,
 ):
     _cls.__module__ = "cysync"
 del _cls
