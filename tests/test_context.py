@@ -1156,7 +1156,7 @@ def test_timer_call_at_runs_callbacks_in_deadline_order_in_the_one_thread():
     timer.call_at(t0 + 0.04, lambda: note("b"))
     assert done.wait(TIMER_SLACK + 0.06)
     assert [name for name, _, _ in ran] == ["a", "b", "c"]
-    for (_, at, thread), due in zip(ran, (0.02, 0.04, 0.06)):
+    for (_, at, thread), due in zip(ran, (0.02, 0.04, 0.06), strict=True):
         assert at >= t0 + due  # never early
         assert thread == TIMER_THREAD
     assert len(timer_threads()) == 1

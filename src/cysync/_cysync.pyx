@@ -24,7 +24,7 @@ from cpython.float cimport PyFloat_Check
 from cpython.number cimport PyNumber_Index
 from cpython.object cimport PyCallable_Check
 from libc.math cimport ceil
-from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport int64_t, uint32_t, uintptr_t
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_RawFree, PyMem_RawMalloc
 
 import functools as _functools
@@ -1031,9 +1031,9 @@ cdef class Chan:
     def __cinit__(self, cap=0):
         cdef int64_t n = _index(cap, -1, 1LL << 32)
         if n < 0:
-            raise ValueError("channel capacity must be >= 0")
+            raise ValueError("cap must be >= 0")
         if n > 0xffffffff:
-            raise OverflowError("channel capacity too large")
+            raise OverflowError("cap too large")
         if n > 0:
             self.buf = <void **>PyMem_RawMalloc(<size_t>n * sizeof(void *))
             if self.buf == NULL:

@@ -55,13 +55,13 @@ from ._context import (
     Context,
     ContextError,
     DeadlineExceeded,
+    _seconds,
     background,
     with_cancel,
     with_deadline,
     with_timeout,
     with_value,
 )
-from ._context import _seconds
 from ._errors import ChanClosed
 from ._pure_defer import defer, deferrable
 
@@ -1505,6 +1505,7 @@ def _select_plan(cases: tuple[Any, ...]) -> list[tuple[int, Chan[Any], str, Any]
     for index, case in enumerate(cases):
         if case is None:
             continue  # Go's nil channel: never ready
+        names: tuple[str, ...]
         if isinstance(case, tuple):
             method, names = (case[0] if len(case) == 2 else None), ("send",)
         else:
