@@ -62,6 +62,8 @@ from collections.abc import Callable, Hashable
 from time import monotonic as _monotonic
 from typing import Any
 
+from . import _rules
+
 __all__ = [
     "Canceled",
     "Context",
@@ -77,7 +79,7 @@ __all__ = [
 # Deadlines further away than 2**62 ns (about 146 years; also +inf) mean "no
 # deadline", as timeouts do everywhere in cysync: the C core's deadlines are
 # int64 nanoseconds and must not overflow.
-_FOREVER_SECONDS = 2**62 / 1e9
+_FOREVER_SECONDS = _rules.FOREVER_SECONDS
 
 # The stdlib Event, taken at import (before any cysync.patch()).
 _StdEvent = threading.Event

@@ -35,37 +35,20 @@ import warnings as _warnings
 import weakref as _weakref
 from time import monotonic as _monotonic
 
-__all__ = [
-    "Barrier",
-    "BoundedSemaphore",
-    "BrokenBarrierError",
-    "Canceled",
-    "Chan",
-    "ChanClosed",
-    "Context",
-    "ContextError",
-    "DeadlineExceeded",
-    "ErrGroup",
-    "Event",
-    "Once",
-    "Semaphore",
-    "WaitGroup",
-    "WeightedSemaphore",
-    "background",
-    "defer",
-    "deferrable",
-    "once_func",
-    "once_value",
-    "after",
-    "select",
-    "with_cancel",
-    "with_deadline",
-    "with_timeout",
-    "with_value",
-]
+from cysync import _rules as _R
+
+__all__ = list(_R.PUBLIC_NAMES)
 
 #: Which wait-on-address backend the C core was built with.
 PARK_BACKEND = cy_park_backend().decode()
+
+cdef extern from "_cysync_capi.h":
+    PyObject *cysync_msg_fn_not_callable
+    PyObject *cysync_msg_defer_outside
+
+cysync_msg_fn_not_callable = <PyObject *>_R.FN_NOT_CALLABLE
+cysync_msg_defer_outside = <PyObject *>_R.DEFER_OUTSIDE
+
 
 cdef extern from "_cysync_capi.h":
     int64_t CYSYNC_LINGER_NS
@@ -73,7 +56,7 @@ cdef extern from "_cysync_capi.h":
 cy_spin_set_linger(CYSYNC_LINGER_NS)
 
 # Timeouts longer than this (about 146 years) mean "wait forever".
-cdef double _FOREVER_SECONDS = 4611686018.427387904   # 2**62 ns
+cdef double _FOREVER_SECONDS = _R.FOREVER_SECONDS
 
 
 # ---------------------------------------------------------------- helpers
@@ -86,19 +69,21 @@ cdef inline int64_t _timeout_ns(object timeout) except? -2:
 
 
 cdef int64_t _seconds_to_ns(object timeout) except? -2:
+    """cysync._rules.timeout_seconds, in nanoseconds: ints and floats here,
+    anything else through that one definition of the rules."""
     cdef double t
     if PyFloat_Check(timeout) or PyLong_Check(timeout):
         try:
             t = timeout
         except OverflowError:                 # an int beyond float range
             return -1 if timeout > 0 else 0
-    elif isinstance(timeout, (str, bytes, bytearray)) or not (
-            hasattr(type(timeout), "__float__") or hasattr(type(timeout), "__index__")):
-        raise TypeError("timeout must be a number or None")
+        if t != t:
+            raise ValueError(_R.TIMEOUT_NAN)
     else:
-        t = float(timeout)
-    if t != t:
-        raise ValueError("timeout must not be NaN")
+        seconds = _R.timeout_seconds(timeout)
+        if seconds is None:
+            return -1
+        t = seconds
     if t <= 0.0:
         return 0
     if t >= _FOREVER_SECONDS:
@@ -130,7 +115,7 @@ cdef int64_t _index(object n, int64_t lo, int64_t hi) except? -1:
 
 cdef inline int _check_callable(object fn) except -1:
     if not PyCallable_Check(fn):
-        raise TypeError("fn must be callable")
+        raise TypeError(_R.FN_NOT_CALLABLE)
     return 0
 
 
@@ -246,7 +231,7 @@ cdef _CtxWait _ctx_wait(object ctx, int64_t ns):
     if _Context is None:
         from cysync._context import Context as _Context
     if not isinstance(ctx, _Context):
-        raise TypeError("ctx must be a Context or None")
+        raise TypeError(_R.CTX_TYPE)
     cdef _CtxWait w = _CtxWait.__new__(_CtxWait)
     w.ctx = ctx
     if ctx.err() is not None:
@@ -327,8 +312,8 @@ cdef inline int _wg_add(cy_waitgroup *wg, int64_t delta) except -1:
     if rc == 0:
         return 0
     if rc == CY_WG_NEGATIVE:
-        raise ValueError("negative WaitGroup counter")
-    raise OverflowError("WaitGroup counter overflow")
+        raise ValueError(_R.WG_NEGATIVE)
+    raise OverflowError(_R.WG_OVERFLOW)
 
 
 cdef class WaitGroup:
@@ -444,7 +429,7 @@ cdef object _once_do_slow(object obj, object fn, object args, object kwargs):
         finally:
             cy_once_finish(&self.o)
     elif cy_once_running_in(&self.o, me):
-        raise RuntimeError("Once.do called recursively")
+        raise RuntimeError(_R.ONCE_RECURSIVE)
     else:
         _once_wait(&self.o)
     return None
@@ -538,7 +523,7 @@ cdef bint _sema_acquire_slow(cy_sema *s, int64_t ns, _CtxWait w) except -1:
 cdef object _sema_acquire(Semaphore self, object blocking, object timeout, object ctx):
     if not blocking:
         if timeout is not None:
-            raise ValueError("can't specify timeout for non-blocking acquire")
+            raise ValueError(_R.NONBLOCKING_TIMEOUT)
         if ctx is not None:
             _ctx_wait(ctx, 0)
         return cy_sema_try_acquire(&self.s)
@@ -564,11 +549,11 @@ cdef inline int _sema_exit(Semaphore self) except -1:
 cdef int _sema_release(Semaphore self, object n) except -1:
     cdef int64_t k = 1 if n is 1 else _index(n, 0, <int64_t>CY_SEMA_MAX + 1)
     if k < 1:
-        raise ValueError("n must be one or more")
+        raise ValueError(_R.SEMA_RELEASE_N)
     if k > CY_SEMA_MAX or cy_sema_release(&self.s, <uint32_t>k, self.bound) != 0:
         if self.bounded:
-            raise ValueError("Semaphore released too many times")
-        raise OverflowError("Semaphore value too large")
+            raise ValueError(_R.SEMA_RELEASED_TOO_MANY)
+        raise OverflowError(_R.SEMA_TOO_LARGE)
     return 0
 
 
@@ -583,9 +568,9 @@ cdef class Semaphore:
     def __init__(self, value=1):
         cdef int64_t v = _index(value, -1, <int64_t>CY_SEMA_MAX + 1)
         if v < 0:
-            raise ValueError("semaphore initial value must be >= 0")
+            raise ValueError(_R.SEMA_INITIAL_NEGATIVE)
         if v > CY_SEMA_MAX:
-            raise OverflowError("Semaphore value too large")
+            raise OverflowError(_R.SEMA_TOO_LARGE)
         cy_sema_init(&self.s, <uint32_t>v)
         self.bound = CY_SEMA_MAX
 
@@ -659,7 +644,7 @@ cdef inline int64_t _units(object n) except? -1:
     semaphore can hold: callers turn it into their "too big" outcome)."""
     cdef int64_t k = 1 if n is 1 else _index(n, -1, CY_WSEM_MAX)
     if k == -1:
-        raise ValueError("n must be >= 0")
+        raise ValueError(_R.WSEM_N_NEGATIVE)
     if k == CY_WSEM_MAX and n != CY_WSEM_MAX:
         return -2
     return k
@@ -674,9 +659,9 @@ cdef class WeightedSemaphore:
     def __init__(self, size):
         cdef int64_t v = _index(size, -1, CY_WSEM_MAX)
         if v < 0:
-            raise ValueError("semaphore size must be >= 0")
+            raise ValueError(_R.WSEM_SIZE_NEGATIVE)
         if v == CY_WSEM_MAX and size != CY_WSEM_MAX:
-            raise OverflowError("semaphore size too large")
+            raise OverflowError(_R.WSEM_SIZE_TOO_LARGE)
         cy_wsem_init(&self.s, v)
 
     def acquire(self, n=1, timeout=None, *, ctx=None):
@@ -686,7 +671,7 @@ cdef class WeightedSemaphore:
         cdef int64_t k = _units(n)
         cdef int64_t ns = _timeout_ns(timeout)
         if k < 0 or k > self.s.size:
-            raise ValueError("n exceeds semaphore size")
+            raise ValueError(_R.WSEM_N_TOO_BIG)
         cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
         if cy_wsem_try_acquire(&self.s, k):
             return True
@@ -706,7 +691,7 @@ cdef class WeightedSemaphore:
         """Return ``n`` units; waiters are served in order while they fit."""
         cdef int64_t k = _units(n)
         if k < 0 or cy_wsem_release(&self.s, k) != 0:
-            raise ValueError("semaphore: released more than held")
+            raise ValueError(_R.WSEM_OVER_RELEASE)
 
     def __enter__(self):
         if cy_wsem_try_acquire(&self.s, 1):
@@ -715,7 +700,7 @@ cdef class WeightedSemaphore:
 
     def __exit__(self, t, v, tb):
         if cy_wsem_release(&self.s, 1) != 0:
-            raise ValueError("semaphore: released more than held")
+            raise ValueError(_R.WSEM_OVER_RELEASE)
 
     @property
     def size(self):
@@ -814,9 +799,9 @@ cdef class Barrier:
     def __init__(self, parties, action=None, timeout=None):
         cdef int64_t p = _index(parties, 0, 1LL << 32)
         if p < 1:
-            raise ValueError("parties must be > 0")
+            raise ValueError(_R.BARRIER_PARTIES)
         if p > 0xffffffff:
-            raise OverflowError("parties too large")
+            raise OverflowError(_R.BARRIER_PARTIES_TOO_LARGE)
         _timeout_ns(timeout)                # validate now, not at the first wait
         cy_barrier_init(&self.b, <uint32_t>p)
         self._action = action
@@ -991,11 +976,11 @@ def deferrable(fn):
     when ``fn`` returns or raises, last registered first (Go's defer)."""
     _check_callable(fn)
     if _inspect.isgeneratorfunction(fn):
-        raise TypeError("deferrable cannot wrap a generator function")
+        raise TypeError(_R.DEFERRABLE_GENERATOR)
     if _inspect.iscoroutinefunction(fn):
-        raise TypeError("deferrable cannot wrap a coroutine function")
+        raise TypeError(_R.DEFERRABLE_COROUTINE)
     if _inspect.isasyncgenfunction(fn):
-        raise TypeError("deferrable cannot wrap an async generator function")
+        raise TypeError(_R.DEFERRABLE_ASYNCGEN)
     cdef _Deferrable d = _Deferrable.__new__(_Deferrable)
     d.func = fn
     _functools.update_wrapper(d, fn)
@@ -1031,9 +1016,9 @@ cdef class Chan:
     def __cinit__(self, cap=0):
         cdef int64_t n = _index(cap, -1, 1LL << 32)
         if n < 0:
-            raise ValueError("cap must be >= 0")
+            raise ValueError(_R.CHAN_CAP_NEGATIVE)
         if n > 0xffffffff:
-            raise OverflowError("cap too large")
+            raise OverflowError(_R.CHAN_CAP_TOO_LARGE)
         if n > 0:
             self.buf = <void **>PyMem_RawMalloc(<size_t>n * sizeof(void *))
             if self.buf == NULL:
@@ -1058,7 +1043,7 @@ cdef class Chan:
             return True
         Py_DECREF(value)
         if r == CY_CHAN_CLOSED:
-            raise ChanClosed("send on closed channel")
+            raise ChanClosed(_R.CHAN_SEND_CLOSED)
         cdef cy_case c
         c.ch = &self.ch
         c.dir = CY_CASE_SEND
@@ -1075,7 +1060,7 @@ cdef class Chan:
         if r == 0:
             return _take(v)
         if r == CY_CHAN_CLOSED:
-            raise ChanClosed("receive from closed channel")
+            raise ChanClosed(_R.CHAN_RECV_CLOSED)
         cdef cy_case c
         c.ch = &self.ch
         c.dir = CY_CASE_RECV
@@ -1104,7 +1089,7 @@ cdef class Chan:
         """Close the channel: every waiter wakes; buffered values are still
         received.  Closing twice raises ChanClosed."""
         if cy_chan_close(&self.ch) != 0:
-            raise ChanClosed("close of closed channel")
+            raise ChanClosed(_R.CHAN_CLOSE_CLOSED)
 
     def __iter__(self):
         return self
@@ -1166,15 +1151,15 @@ cdef object _chan_wait(cy_case *c, int64_t ns, _CtxWait w, bint ok_form):
             return True
         _decref(<PyObject *>c.elem)
         if r == CY_OK:
-            raise ChanClosed("send on closed channel")
+            raise ChanClosed(_R.CHAN_SEND_CLOSED)
         return False
     r = _block(&cy_select_wait_op, &s, 0, ns, w)
     if r != CY_OK:
-        raise TimeoutError("receive timed out")
+        raise TimeoutError(_R.CHAN_RECV_TIMEOUT)
     if not s.ok:
         if ok_form:
             return (None, False)
-        raise ChanClosed("receive from closed channel")
+        raise ChanClosed(_R.CHAN_RECV_CLOSED)
     if ok_form:
         return (_take(s.value), True)
     return _take(s.value)
@@ -1202,7 +1187,7 @@ _init_case_fns()
 DEF _SMALL_SELECT = 8
 
 
-cdef int _parse_case(object case, cy_case *c, uint32_t *kind) except -1:
+cdef int _parse_case(object case, Py_ssize_t index, cy_case *c, uint32_t *kind) except -1:
     """Fills c from one select case; kind: 0 recv, 1 recv_ok, 2 send, 3 None."""
     cdef void *fn
     cdef object method = case
@@ -1214,16 +1199,15 @@ cdef int _parse_case(object case, cy_case *c, uint32_t *kind) except -1:
         return 0
     if type(case) is tuple:
         if len(<tuple>case) != 2:
-            raise TypeError("a send case is a (ch.send, value) tuple")
+            raise TypeError(_R.SELECT_BAD_CASE.format(index=index, case=case))
         method = (<tuple>case)[0]
     if not PyCFunction_Check(method) or type(<object>PyCFunction_GET_SELF(method)) is not Chan:
-        raise TypeError("a select case is ch.recv, ch.recv_ok, (ch.send, value) or None, "
-                        "with ch a cysync.Chan of the same implementation")
+        raise TypeError(_R.SELECT_BAD_CASE.format(index=index, case=case))
     fn = PyCFunction_GET_FUNCTION(method)
     c.ch = &(<Chan>PyCFunction_GET_SELF(method)).ch
     if type(case) is tuple:
         if fn != _SEND_FN:
-            raise TypeError("a send case is a (ch.send, value) tuple")
+            raise TypeError(_R.SELECT_BAD_CASE.format(index=index, case=case))
         c.dir = CY_CASE_SEND
         c.elem = <void *>(<tuple>case)[1]     # borrowed: the tuple holds it
         kind[0] = 2
@@ -1231,7 +1215,7 @@ cdef int _parse_case(object case, cy_case *c, uint32_t *kind) except -1:
         c.dir = CY_CASE_RECV
         kind[0] = 0 if fn == _RECV_FN else 1
     else:
-        raise TypeError("a select case is ch.recv, ch.recv_ok, (ch.send, value) or None")
+        raise TypeError(_R.SELECT_BAD_CASE.format(index=index, case=case))
     return 0
 
 
@@ -1268,7 +1252,7 @@ cdef object _select_impl(PyObject **cases, Py_ssize_t n, object timeout, object 
             raise MemoryError
     try:
         for i in range(n):
-            _parse_case(<object>cases[i], &cs[i], &kinds[i])
+            _parse_case(<object>cases[i], i, &cs[i], &kinds[i])
         cy_select_init(&s, cs, <uint32_t>n, locks)
         # Each send case's value gets a reference of its own: the channel
         # keeps the one of the case that fires, the others are dropped.
@@ -1288,12 +1272,12 @@ cdef object _select_impl(PyObject **cases, Py_ssize_t n, object timeout, object 
         i = s.chosen
         if kinds[i] == 2:
             if not s.ok:
-                raise ChanClosed("send on closed channel")
+                raise ChanClosed(_R.CHAN_SEND_CLOSED)
             return (i, None)
         if not s.ok:
             if kinds[i] == 1:
                 return (i, (None, False))
-            raise ChanClosed("receive from closed channel")
+            raise ChanClosed(_R.CHAN_RECV_CLOSED)
         if kinds[i] == 1:
             return (i, (_take(s.value), True))
         return (i, _take(s.value))
@@ -1341,17 +1325,17 @@ def _send_time(ref):
 # Contexts and ErrGroup are Python, written once for both implementations:
 # the contexts fire a CancelToken that the waits above park with, and this
 # ErrGroup runs on the C WaitGroup and Semaphore.
-from cysync._context import (
-    Canceled,
-    Context,
-    ContextError,
-    DeadlineExceeded,
-    background,
-    with_cancel,
-    with_deadline,
-    with_timeout,
-    with_value,
-)
+from cysync import _context
+
+Canceled = _context.Canceled
+Context = _context.Context
+ContextError = _context.ContextError
+DeadlineExceeded = _context.DeadlineExceeded
+background = _context.background
+with_cancel = _context.with_cancel
+with_deadline = _context.with_deadline
+with_timeout = _context.with_timeout
+with_value = _context.with_value
 from cysync._context import _TIMER, _seconds as _context_seconds
 from cysync._errgroup import make_errgroup as _make_errgroup
 

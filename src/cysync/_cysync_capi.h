@@ -13,6 +13,11 @@
 
 #include "cy_once.h"
 
+/* Error messages that C raises, set at import from cysync._rules (which
+ * keeps them alive): the strings are defined there once. */
+static PyObject *cysync_msg_fn_not_callable;
+static PyObject *cysync_msg_defer_outside;
+
 /* ------------------------------------------------------------------ spinning */
 
 /* A waiter that got its unit, flag or release while spinning lingers up
@@ -46,7 +51,7 @@ static PyObject *cysync_once_do(PyObject *self, PyObject *const *args, Py_ssize_
         return NULL;
     }
     if (!PyCallable_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "fn must be callable");
+        PyErr_SetObject(PyExc_TypeError, cysync_msg_fn_not_callable);
         return NULL;
     }
     if (cy_once_is_done((cy_once *)((char *)self + cysync_once_offset)))
@@ -210,7 +215,7 @@ static PyObject *cysync_defer(PyObject *module, PyObject *const *args, Py_ssize_
     PyObject *entry;
     (void)module;
     if (frame == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "defer() called outside a @deferrable function");
+        PyErr_SetObject(PyExc_RuntimeError, cysync_msg_defer_outside);
         return NULL;
     }
     if (nargs < 1) {
@@ -218,7 +223,7 @@ static PyObject *cysync_defer(PyObject *module, PyObject *const *args, Py_ssize_
         return NULL;
     }
     if (!PyCallable_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "fn must be callable");
+        PyErr_SetObject(PyExc_TypeError, cysync_msg_fn_not_callable);
         return NULL;
     }
     if (nargs == 1 && kwnames == NULL) {

@@ -56,6 +56,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from . import _rules as _R
 from ._context import Context, background, with_cancel
 
 __all__ = ["make_errgroup"]
@@ -65,7 +66,7 @@ IDLE_TIMEOUT = 5.0
 #: Notes added to the first exception for later ones; the rest are counted.
 MAX_NOTES = 10
 
-_INT32_MAX = 2**31 - 1
+_INT32_MAX = _R.INT32_MAX
 _worker_ids = itertools.count(1)
 
 
@@ -140,7 +141,7 @@ class ErrGroupBase:
         if ctx is None:
             ctx = background()
         elif not isinstance(ctx, Context):
-            raise TypeError("ctx must be a Context or None")
+            raise TypeError(_R.CTX_TYPE)
         limit = _check_limit(limit)
         self._ctx, self._cancel = with_cancel(ctx)
         self._lock = threading.Lock()  # guards everything below
@@ -206,7 +207,7 @@ class ErrGroupBase:
             RuntimeError: ``wait()`` has returned: the group is single-use.
         """
         if not callable(fn):
-            raise TypeError("fn must be callable")
+            raise TypeError(_R.FN_NOT_CALLABLE)
         sem = self._sem
         if sem is not None:
             sem.acquire()
@@ -229,7 +230,7 @@ class ErrGroupBase:
             RuntimeError: ``wait()`` has returned: the group is single-use.
         """
         if not callable(fn):
-            raise TypeError("fn must be callable")
+            raise TypeError(_R.FN_NOT_CALLABLE)
         sem = self._sem
         if sem is not None and not sem.acquire(False):
             return False

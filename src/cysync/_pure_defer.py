@@ -53,6 +53,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
+from . import _rules as _R
+
 __all__ = ["defer", "deferrable"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -112,13 +114,13 @@ def deferrable(fn: _F) -> _F:
         ```
     """
     if not callable(fn):
-        raise TypeError("fn must be callable")
+        raise TypeError(_R.FN_NOT_CALLABLE)
     if inspect.isgeneratorfunction(fn):
-        raise TypeError("deferrable cannot wrap a generator function")
+        raise TypeError(_R.DEFERRABLE_GENERATOR)
     if inspect.iscoroutinefunction(fn):
-        raise TypeError("deferrable cannot wrap a coroutine function")
+        raise TypeError(_R.DEFERRABLE_COROUTINE)
     if inspect.isasyncgenfunction(fn):
-        raise TypeError("deferrable cannot wrap an async generator function")
+        raise TypeError(_R.DEFERRABLE_ASYNCGEN)
 
     @functools.wraps(fn)
     def call_with_defer(*args: Any, **kwargs: Any) -> Any:
@@ -165,9 +167,9 @@ def defer(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
     """
     stack = _state.stack
     if not stack:
-        raise RuntimeError("defer() called outside a @deferrable function")
+        raise RuntimeError(_R.DEFER_OUTSIDE)
     if not callable(fn):
-        raise TypeError("fn must be callable")
+        raise TypeError(_R.FN_NOT_CALLABLE)
     stack[-1].append((fn, args, kwargs))
 
 

@@ -49,60 +49,33 @@ from time import monotonic as _monotonic
 from types import TracebackType
 from typing import Any, Generic, ParamSpec, TypeVar
 
-from ._context import (
-    _TIMER,
-    Canceled,
-    Context,
-    ContextError,
-    DeadlineExceeded,
-    _seconds,
-    background,
-    with_cancel,
-    with_deadline,
-    with_timeout,
-    with_value,
-)
-from ._errors import ChanClosed
-from ._pure_defer import defer, deferrable
+from . import _rules as _R
+from ._context import _TIMER, _seconds
 
-__all__ = [
-    "Barrier",
-    "BoundedSemaphore",
-    "BrokenBarrierError",
-    "Canceled",
-    "Chan",
-    "ChanClosed",
-    "Context",
-    "ContextError",
-    "DeadlineExceeded",
-    "ErrGroup",
-    "Event",
-    "Once",
-    "Semaphore",
-    "WaitGroup",
-    "WeightedSemaphore",
-    "after",
-    "background",
-    "defer",
-    "deferrable",
-    "once_func",
-    "once_value",
-    "select",
-    "with_cancel",
-    "with_deadline",
-    "with_timeout",
-    "with_value",
-]
+# Re-exported (the "X as X" form: explicit for type checkers and linters,
+# since __all__ comes from cysync._rules).
+from ._context import Canceled as Canceled
+from ._context import Context as Context
+from ._context import ContextError as ContextError
+from ._context import DeadlineExceeded as DeadlineExceeded
+from ._context import background as background
+from ._context import with_cancel as with_cancel
+from ._context import with_deadline as with_deadline
+from ._context import with_timeout as with_timeout
+from ._context import with_value as with_value
+from ._errors import ChanClosed as ChanClosed
+from ._pure_defer import defer as defer
+from ._pure_defer import deferrable as deferrable
+
+__all__ = list(_R.PUBLIC_NAMES)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
-# Ranges shared with the C core, whose counters are fixed-width integers.
-_INT32_MAX = 2**31 - 1
-_INT64_MAX = 2**63 - 1
-# Timeouts longer than 2**62 ns mean "forever": the C core's deadlines are
-# int64 nanoseconds and must not overflow when added to the clock.
-_FOREVER_SECONDS = 2**62 / 1e9
+# Ranges and limits shared with the C core (cysync._rules).
+_INT32_MAX = _R.INT32_MAX
+_INT64_MAX = _R.INT64_MAX
+_FOREVER_SECONDS = _R.FOREVER_SECONDS
 # One Condition.wait() may not exceed the platform's limit (about 49 days on
 # Windows); longer waits are done in slices, the deadline being absolute.
 _MAX_WAIT = threading.TIMEOUT_MAX
@@ -112,24 +85,9 @@ _MAX_WAIT = threading.TIMEOUT_MAX
 
 
 def _check_timeout(timeout: float | None) -> float | None:
-    """Validate a timeout: seconds >= 0, or None for "forever"."""
-    if timeout is None:
-        return None
-    if not isinstance(timeout, (int, float)):  # bool is an int, as in threading
-        # Other real numbers (Decimal, Fraction, numpy scalars) convert; text does not.
-        kind = type(timeout)
-        if isinstance(timeout, (str, bytes, bytearray)) or not (
-            hasattr(kind, "__float__") or hasattr(kind, "__index__")
-        ):
-            raise TypeError("timeout must be a number or None")
-        timeout = float(timeout)
-    if timeout != timeout:
-        raise ValueError("timeout must not be NaN")
-    if timeout > _FOREVER_SECONDS:  # also +inf
-        return None
-    if timeout <= 0:
-        return 0.0  # poll once
-    return float(timeout)
+    """Validate a timeout: seconds >= 0, or None for "forever" (the rules
+    of cysync._rules.timeout_seconds)."""
+    return _R.timeout_seconds(timeout)
 
 
 def _deadline(timeout: float | None) -> float | None:
@@ -188,7 +146,7 @@ class _CtxWait:
 
     def __init__(self, ctx: Context, deadline: float | None) -> None:
         if not isinstance(ctx, Context):
-            raise TypeError("ctx must be a Context or None")
+            raise TypeError(_R.CTX_TYPE)
         self.ctx = ctx
         self.waker: Callable[[], None] | None = None
         self.raise_if_done()  # even if the call would not block
@@ -232,7 +190,7 @@ def _ctx_wait(ctx: Context | None, deadline: float | None) -> _CtxWait | None:
 
 def _check_callable(fn: object) -> None:
     if not callable(fn):
-        raise TypeError("fn must be callable")
+        raise TypeError(_R.FN_NOT_CALLABLE)
 
 
 def _repr(obj: object, state: str) -> str:
@@ -271,16 +229,16 @@ class WaitGroup:
     def add(self, delta: int = 1) -> None:
         """Add `delta` (may be negative) to the counter; at zero, release all waiters.
 
-        Below zero: ValueError("negative WaitGroup counter"); above 2**31-1:
-        OverflowError("WaitGroup counter overflow"); the counter is unchanged.
+        Below zero: ValueError(_R.WG_NEGATIVE); above 2**31-1:
+        OverflowError(_R.WG_OVERFLOW); the counter is unchanged.
         """
         delta = operator.index(delta)
         with self._cond:
             count = self._count + delta
             if count < 0:
-                raise ValueError("negative WaitGroup counter")
+                raise ValueError(_R.WG_NEGATIVE)
             if count > _INT32_MAX:
-                raise OverflowError("WaitGroup counter overflow")
+                raise OverflowError(_R.WG_OVERFLOW)
             self._count = count
             if count == 0:
                 self._generation += 1
@@ -384,7 +342,7 @@ class Once:
         with self._cond:
             while self._owner is not None:  # fn is running
                 if self._owner == me:
-                    raise RuntimeError("Once.do called recursively")
+                    raise RuntimeError(_R.ONCE_RECURSIVE)
                 self._cond.wait()
             if self._done:
                 return None
@@ -501,9 +459,9 @@ class Semaphore:
     def __init__(self, value: int = 1) -> None:
         value = operator.index(value)
         if value < 0:
-            raise ValueError("semaphore initial value must be >= 0")
+            raise ValueError(_R.SEMA_INITIAL_NEGATIVE)
         if value > _INT32_MAX:
-            raise OverflowError("Semaphore value too large")
+            raise OverflowError(_R.SEMA_TOO_LARGE)
         self._cond = threading.Condition(threading.Lock())
         self._count = value
 
@@ -528,7 +486,7 @@ class Semaphore:
         With `ctx`, raises the context's error if it has ended or ends first.
         """
         if not blocking and timeout is not None:
-            raise ValueError("can't specify timeout for non-blocking acquire")
+            raise ValueError(_R.NONBLOCKING_TIMEOUT)
         deadline = _deadline(timeout)
         cw = _ctx_wait(ctx, deadline)
         if cw is not None:
@@ -557,10 +515,10 @@ class Semaphore:
         """Increment the value by `n`, waking up to `n` waiters."""
         n = operator.index(n)
         if n < 1:
-            raise ValueError("n must be one or more")
+            raise ValueError(_R.SEMA_RELEASE_N)
         with self._cond:
             if self._count + n > _INT32_MAX:
-                raise OverflowError("Semaphore value too large")
+                raise OverflowError(_R.SEMA_TOO_LARGE)
             self._count += n
             self._cond.notify(n)
 
@@ -592,14 +550,14 @@ class BoundedSemaphore(Semaphore):
     def release(self, n: int = 1) -> None:
         """Increment the value by `n`, waking up to `n` waiters.
 
-        Past the initial value: ValueError("Semaphore released too many times").
+        Past the initial value: ValueError(_R.SEMA_RELEASED_TOO_MANY).
         """
         n = operator.index(n)
         if n < 1:
-            raise ValueError("n must be one or more")
+            raise ValueError(_R.SEMA_RELEASE_N)
         with self._cond:
             if self._count + n > self._bound:
-                raise ValueError("Semaphore released too many times")
+                raise ValueError(_R.SEMA_RELEASED_TOO_MANY)
             self._count += n
             self._cond.notify(n)
 
@@ -631,9 +589,9 @@ class WeightedSemaphore:
     def __init__(self, size: int) -> None:
         size = operator.index(size)
         if size < 0:
-            raise ValueError("semaphore size must be >= 0")
+            raise ValueError(_R.WSEM_SIZE_NEGATIVE)
         if size > _INT64_MAX:
-            raise OverflowError("semaphore size too large")
+            raise OverflowError(_R.WSEM_SIZE_TOO_LARGE)
         self._size = size
         self._held = 0
         self._waiters: collections.deque[_Waiter] = collections.deque()
@@ -662,7 +620,7 @@ class WeightedSemaphore:
     def _check_n(n: int) -> int:
         n = operator.index(n)
         if n < 0:
-            raise ValueError("n must be >= 0")
+            raise ValueError(_R.WSEM_N_NEGATIVE)
         return n
 
     def acquire(self, n: int = 1, timeout: float | None = None, *, ctx: Context | None = None) -> bool:
@@ -676,7 +634,7 @@ class WeightedSemaphore:
         n = self._check_n(n)
         deadline = _deadline(timeout)
         if n > self._size:
-            raise ValueError("n exceeds semaphore size")
+            raise ValueError(_R.WSEM_N_TOO_BIG)
         cw = _ctx_wait(ctx, deadline)
         if cw is not None:
             deadline = cw.deadline
@@ -717,12 +675,12 @@ class WeightedSemaphore:
     def release(self, n: int = 1) -> None:
         """Give back `n` units, then serve the queued waiters that now fit.
 
-        More than held: ValueError("semaphore: released more than held").
+        More than held: ValueError(_R.WSEM_OVER_RELEASE).
         """
         n = self._check_n(n)
         with self._lock:
             if n > self._held:
-                raise ValueError("semaphore: released more than held")
+                raise ValueError(_R.WSEM_OVER_RELEASE)
             self._held -= n
             self._grant_waiters()
 
@@ -861,9 +819,9 @@ class Barrier:
     ) -> None:
         parties = operator.index(parties)
         if parties < 1:
-            raise ValueError("parties must be > 0")
+            raise ValueError(_R.BARRIER_PARTIES)
         if parties > 0xFFFFFFFF:
-            raise OverflowError("parties too large")
+            raise OverflowError(_R.BARRIER_PARTIES_TOO_LARGE)
         _check_timeout(timeout)
         self._cond = threading.Condition(threading.Lock())
         self._action = action
@@ -1304,9 +1262,9 @@ class Chan(Generic[_T]):
     def __init__(self, cap: int = 0) -> None:
         cap = operator.index(cap)
         if cap < 0:
-            raise ValueError("cap must be >= 0")
+            raise ValueError(_R.CHAN_CAP_NEGATIVE)
         if cap > _INT64_MAX:
-            raise OverflowError("cap too large")
+            raise OverflowError(_R.CHAN_CAP_TOO_LARGE)
         self._cap = cap
         self._buf: collections.deque[_T] = collections.deque()
         self._closed = False
@@ -1377,7 +1335,7 @@ class Chan(Generic[_T]):
         try:
             with self._lock:
                 if self._closed:
-                    raise ChanClosed("send on closed channel")
+                    raise ChanClosed(_R.CHAN_SEND_CLOSED)
                 if self._try_send(value):
                     return True
                 if not _passed(deadline):
@@ -1395,7 +1353,7 @@ class Chan(Generic[_T]):
             rearm = _rearm_later(exc)
         _leave(waiter, (link,), cw)  # type: ignore[arg-type]
         if waiter.claimed is _CLOSED:
-            raise ChanClosed("send on closed channel")
+            raise ChanClosed(_R.CHAN_SEND_CLOSED)
         sent = waiter.claimed is _DONE
         if rearm:
             _REARM[_SIGINT]
@@ -1443,9 +1401,9 @@ class Chan(Generic[_T]):
         """
         value, how, rearm = self._recv(timeout, ctx)
         if how is _CLOSED:
-            raise ChanClosed("receive from closed channel")
+            raise ChanClosed(_R.CHAN_RECV_CLOSED)
         if how is _TIMEOUT:
-            raise TimeoutError("receive timed out")
+            raise TimeoutError(_R.CHAN_RECV_TIMEOUT)
         if rearm:
             _REARM[_SIGINT]
         return value  # type: ignore[no-any-return]
@@ -1461,7 +1419,7 @@ class Chan(Generic[_T]):
         """
         value, how, rearm = self._recv(timeout, ctx)
         if how is _TIMEOUT:
-            raise TimeoutError("receive timed out")
+            raise TimeoutError(_R.CHAN_RECV_TIMEOUT)
         if rearm:
             _REARM[_SIGINT]
         return (value, True) if how is _DONE else (None, False)
@@ -1477,7 +1435,7 @@ class Chan(Generic[_T]):
         """
         with self._lock:
             if self._closed:
-                raise ChanClosed("close of closed channel")
+                raise ChanClosed(_R.CHAN_CLOSE_CLOSED)
             self._closed = True
             # The queues are empty afterwards, and stay so: nothing queues
             # on a closed channel.
@@ -1513,10 +1471,7 @@ def _select_plan(cases: tuple[Any, ...]) -> list[tuple[int, Chan[Any], str, Any]
         chan = getattr(method, "__self__", None)
         name = getattr(method, "__name__", None)
         if not isinstance(chan, Chan) or name not in names:
-            raise TypeError(
-                f"select() case {index} must be ch.recv, ch.recv_ok, (ch.send, value) or None, "
-                f"ch a Chan of this implementation; got {case!r}"
-            )
+            raise TypeError(_R.SELECT_BAD_CASE.format(index=index, case=case))
         if name == "send":
             plan.append((index, chan, _SEND, case[1]))
         else:
@@ -1573,7 +1528,7 @@ def select(
             for index, chan, kind, value in order:
                 if kind is _SEND:
                     if chan._closed:
-                        raise ChanClosed("send on closed channel")
+                        raise ChanClosed(_R.CHAN_SEND_CLOSED)
                     if chan._try_send(value):
                         return index, None
                     continue
@@ -1583,7 +1538,7 @@ def select(
                 if chan._closed:
                     if kind is _RECV_OK:
                         return index, (None, False)
-                    raise ChanClosed("receive from closed channel")
+                    raise ChanClosed(_R.CHAN_RECV_CLOSED)
             # Pass 2: none is ready; queue a link per case on its channel.
             if not default and not _passed(deadline):
                 waiter = _ChanWaiter()  # from here on, an exception is _completed_anyway's
@@ -1613,7 +1568,7 @@ def select(
     kind = next(k for i, _, k, _ in plan if i == index)
     if waiter.claimed is _CLOSED:
         if kind is not _RECV_OK:
-            raise ChanClosed("send on closed channel" if kind is _SEND else "receive from closed channel")
+            raise ChanClosed(_R.CHAN_SEND_CLOSED if kind is _SEND else _R.CHAN_RECV_CLOSED)
         result: Any = (None, False)
     elif kind is _SEND:
         result = None
