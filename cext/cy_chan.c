@@ -11,11 +11,11 @@ int cy_chan_close(cy_chan *ch)
     atomic_store_explicit(&ch->closed, 1, CY_RELEASE);
     /* Closing is rare: wake each waiter at once (its record stays alive
      * until its owner has locked the channel, which we hold). */
-    while ((n = cy_claim_first_(&ch->recvq)) != NULL) {
+    while ((n = cy_claim_first_(&ch->recvq, NULL)) != NULL) {
         n->elem = NULL;
         cy_waiter_wake(cy_fire_(n, 0));
     }
-    while ((n = cy_claim_first_(&ch->sendq)) != NULL)
+    while ((n = cy_claim_first_(&ch->sendq, NULL)) != NULL)
         cy_waiter_wake(cy_fire_(n, 0)); /* the sender keeps its value */
     cy_mutex_unlock(&ch->mu);
     return 0;
@@ -37,6 +37,7 @@ void cy_select_init(cy_select *s, cy_case *cases, uint32_t n, cy_chan **locks)
     s->n = n;
     s->locks = locks;
     s->nlocks = 0;
+    s->queued = 0;
     s->chosen = 0;
     s->ok = 0;
     s->value = NULL;
@@ -86,25 +87,26 @@ static uint32_t rand32(void)
     return x;
 }
 
-static int case_ready(cy_case *c)
+static int case_ready(cy_case *c, const cy_waiter *self)
 {
     cy_chan *ch = c->ch;
     if (atomic_load_explicit(&ch->closed, CY_RELAXED))
         return 1;
     if (c->dir == CY_CASE_RECV)
-        return atomic_load_explicit(&ch->len, CY_RELAXED) > 0 || !cy_list_empty(&ch->sendq);
-    return !cy_list_empty(&ch->recvq) || atomic_load_explicit(&ch->len, CY_RELAXED) < ch->cap;
+        return atomic_load_explicit(&ch->len, CY_RELAXED) > 0 || cy_has_partner_(&ch->sendq, self);
+    return cy_has_partner_(&ch->recvq, self) || atomic_load_explicit(&ch->len, CY_RELAXED) < ch->cap;
 }
 
 /* Under every lock: runs one ready case, chosen uniformly among them
- * (reservoir sampling over one pass); CY_OK, or CY_CHAN_BLOCK. */
-static int select_locked(cy_select *s, cy_waiter **wake)
+ * (reservoir sampling over one pass); CY_OK, or CY_CHAN_BLOCK.  `self`:
+ * the select's own record, whose queued nodes are no partners of its own. */
+static int select_locked(cy_select *s, cy_waiter **wake, const cy_waiter *self)
 {
     for (;;) {
         uint32_t ready = 0, pick = 0;
         for (uint32_t i = 0; i < s->n; i++) {
             cy_case *c = &s->cases[i];
-            if (c->ch != NULL && case_ready(c) && rand32() % ++ready == 0)
+            if (c->ch != NULL && case_ready(c, self) && rand32() % ++ready == 0)
                 pick = i;
         }
         if (ready == 0)
@@ -112,9 +114,9 @@ static int select_locked(cy_select *s, cy_waiter **wake)
         cy_case *c = &s->cases[pick];
         int r;
         if (c->dir == CY_CASE_RECV) {
-            r = cy_recv_locked_(c->ch, &s->value, wake);
+            r = cy_recv_locked_(c->ch, &s->value, wake, self);
         } else {
-            r = cy_send_locked_(c->ch, c->elem, wake);
+            r = cy_send_locked_(c->ch, c->elem, wake, self);
             s->value = NULL;
         }
         if (r != CY_CHAN_BLOCK) {
@@ -130,37 +132,64 @@ int cy_select_try(cy_select *s)
 {
     cy_waiter *wake = NULL;
     lock_all(s);
-    int r = select_locked(s, &wake);
+    int r = select_locked(s, &wake, NULL);
     unlock_all(s);
     if (wake != NULL)
         cy_waiter_wake(wake);
     return r;
 }
 
+/* Takes every node still queued out of its queue (every lock held). */
+static void unlink_all_locked(cy_select *s)
+{
+    for (uint32_t i = 0; i < s->n; i++)
+        if (s->cases[i].ch != NULL && cy_list_linked(&s->cases[i].node.link))
+            cy_list_remove(&s->cases[i].node.link);
+    s->queued = 0;
+}
+
+static void unlink_all(cy_select *s)
+{
+    lock_all(s);
+    unlink_all_locked(s);
+    unlock_all(s);
+}
+
 int cy_select_wait(cy_select *s, uintptr_t begin, int64_t deadline, cy_waiter *w)
 {
     (void)begin;
-    if (atomic_load_explicit(&w->claim, CY_ACQUIRE) == CY_CLAIM_CANCEL)
+    if (atomic_load_explicit(&w->claim, CY_ACQUIRE) == CY_CLAIM_CANCEL) {
+        if (s->queued)
+            unlink_all(s);
         return CY_CANCELLED;
+    }
     cy_waiter *wake = NULL;
     lock_all(s);
-    int r = select_locked(s, &wake);
+    /* Again after signal handlers ran, with our nodes still queued: a
+     * partner that came meanwhile passed us by and may have queued itself,
+     * so look before sleeping again. */
+    int r = select_locked(s, &wake, w);
     if (r == CY_OK || (deadline != CY_NO_DEADLINE && deadline <= cy_now_ns())) {
+        if (s->queued)
+            unlink_all_locked(s);
         unlock_all(s);
         if (wake != NULL)
             cy_waiter_wake(wake);
         return r == CY_OK ? CY_OK : CY_TIMEOUT;
     }
-    for (uint32_t i = 0; i < s->n; i++) {
-        cy_case *c = &s->cases[i];
-        if (c->ch == NULL)
-            continue;
-        c->node.waiter = w;
-        c->node.key = c->ch;
-        c->node.index = i;
-        c->node.elem = c->dir == CY_CASE_SEND ? c->elem : NULL;
-        c->node.ok = 0;
-        cy_list_push_back(c->dir == CY_CASE_RECV ? &c->ch->recvq : &c->ch->sendq, &c->node.link);
+    if (!s->queued) {
+        for (uint32_t i = 0; i < s->n; i++) {
+            cy_case *c = &s->cases[i];
+            if (c->ch == NULL)
+                continue;
+            c->node.waiter = w;
+            c->node.key = c->ch;
+            c->node.index = i;
+            c->node.elem = c->dir == CY_CASE_SEND ? c->elem : NULL;
+            c->node.ok = 0;
+            cy_list_push_back(c->dir == CY_CASE_RECV ? &c->ch->recvq : &c->ch->sendq, &c->node.link);
+        }
+        s->queued = 1;
     }
     unlock_all(s);
 
@@ -177,10 +206,20 @@ int cy_select_wait(cy_select *s, uintptr_t begin, int64_t deadline, cy_waiter *w
         if ((pr = cy_park(&w->word, 0, deadline)) != CY_OK)
             break;
     }
-    /* Timed out or interrupted: end the wait ourselves, unless someone
-     * claimed it first (then their outcome stands: nothing is lost). */
-    if (atomic_load_explicit(&w->word, CY_ACQUIRE) == 0 && pr != CY_OK)
-        cy_waiter_claim(w, CY_CLAIM_SELF);
+    if (atomic_load_explicit(&w->word, CY_ACQUIRE) == 0) {
+        /* Interrupted: pause, keeping our place in every queue, while the
+         * caller runs signal handlers (cy_wait's on_intr; its rearm ends
+         * the pause, and cy_select_leave gives the places up).  Timed out:
+         * end the wait ourselves.  Either only if nobody claimed us first:
+         * then their outcome stands, and nothing is lost. */
+        if (pr == CY_INTR && cy_waiter_claim(w, CY_CLAIM_PAUSED)) {
+            if (spin != NULL && parked)
+                cy_spin_learn(spin, cy_now_ns() - start, 0);
+            return CY_INTR;
+        }
+        if (pr == CY_TIMEOUT)
+            cy_waiter_claim(w, CY_CLAIM_SELF);
+    }
     uint32_t who = atomic_load_explicit(&w->claim, CY_ACQUIRE);
     if (who == CY_CLAIM_FIRED) {
         /* The claimer stores the word right after its claim (still under
@@ -190,19 +229,15 @@ int cy_select_wait(cy_select *s, uintptr_t begin, int64_t deadline, cy_waiter *w
     }
     /* A fired single case was unlinked by its claimer; otherwise take
      * every node still queued out of its queue. */
-    if (who != CY_CLAIM_FIRED || s->n > 1) {
-        lock_all(s);
-        for (uint32_t i = 0; i < s->n; i++)
-            if (s->cases[i].ch != NULL && cy_list_linked(&s->cases[i].node.link))
-                cy_list_remove(&s->cases[i].node.link);
-        unlock_all(s);
-    }
+    if (who != CY_CLAIM_FIRED || s->n > 1)
+        unlink_all(s);
+    s->queued = 0;
     if (spin != NULL && (parked || who != CY_CLAIM_FIRED))
-        cy_spin_learn(spin, cy_now_ns() - start, who == CY_CLAIM_SELF && pr == CY_TIMEOUT);
+        cy_spin_learn(spin, cy_now_ns() - start, who == CY_CLAIM_SELF);
     if (who == CY_CLAIM_CANCEL)
         return CY_CANCELLED;
     if (who == CY_CLAIM_SELF)
-        return pr;
+        return CY_TIMEOUT;
     cy_wnode *f = w->fired;
     s->chosen = f->index;
     s->ok = f->ok;
@@ -212,9 +247,25 @@ int cy_select_wait(cy_select *s, uintptr_t begin, int64_t deadline, cy_waiter *w
     return CY_OK;
 }
 
+int cy_select_leave(cy_select *s)
+{
+    /* Paused (the caller gives up after signal handlers raised): nobody
+     * else can claim us now, so nothing completed; leave every queue. */
+    if (s->queued)
+        unlink_all(s);
+    return 0;
+}
+
 static int select_op(void *s, uintptr_t begin, int64_t deadline, cy_waiter *w)
 {
     return cy_select_wait((cy_select *)s, begin, deadline, w);
 }
 
-const cy_wait_op cy_select_wait_op = {select_op, NULL};
+static int leave_op(void *s, uintptr_t begin, int keep)
+{
+    (void)begin;
+    (void)keep;
+    return cy_select_leave((cy_select *)s);
+}
+
+const cy_wait_op cy_select_wait_op = {select_op, leave_op};

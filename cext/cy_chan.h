@@ -98,19 +98,42 @@ static inline void *cy_ring_take_(cy_chan *ch)
 /* ------------------------------------------------------------- the queues */
 
 /* The first queued waiter that could still be claimed, claimed and out of
- * the queue; NULL if none.  A node whose record was claimed elsewhere (a
- * select that fired on another channel, a timeout, a cancel) is unlinked
- * on the way: its owner, which locks this channel before it returns, finds
- * it gone. */
-static inline cy_wnode *cy_claim_first_(cy_list *q)
+ * the queue; NULL if none.  `self` (a select looking again with its own
+ * nodes queued; NULL otherwise) is passed by, and so is a paused record
+ * (CY_CLAIM_PAUSED: running signal handlers, it keeps its place).  A node
+ * whose record was claimed elsewhere (a select that fired on another
+ * channel, a timeout, a cancel) is unlinked on the way: its owner, which
+ * locks this channel before it returns, finds it gone. */
+static inline cy_wnode *cy_claim_first_(cy_list *q, const cy_waiter *self)
 {
-    while (!cy_list_empty(q)) {
-        cy_wnode *n = cy_container_of(q->next, cy_wnode, link);
-        cy_list_remove(&n->link);
-        if (cy_waiter_claim(n->waiter, CY_CLAIM_FIRED))
+    cy_list *l = q->next;
+    while (l != q) {
+        cy_wnode *n = cy_container_of(l, cy_wnode, link);
+        l = l->next;
+        if (n->waiter == self)
+            continue;
+        uint32_t expect = CY_CLAIM_NONE;
+        if (atomic_compare_exchange_strong_explicit(&n->waiter->claim, &expect, CY_CLAIM_FIRED, CY_SEQ_CST,
+                                                    CY_ACQUIRE)) {
+            cy_list_remove(&n->link);
             return n;
+        }
+        if (expect != CY_CLAIM_PAUSED)
+            cy_list_remove(&n->link);
     }
     return NULL;
+}
+
+/* Whether q holds a waiter cy_claim_first_ could claim now (a peek: the
+ * claim itself may still lose a race, and the caller then looks again). */
+static inline int cy_has_partner_(const cy_list *q, const cy_waiter *self)
+{
+    for (const cy_list *l = q->next; l != q; l = l->next) {
+        const cy_wnode *n = cy_container_of(l, cy_wnode, link);
+        if (n->waiter != self && atomic_load_explicit(&n->waiter->claim, CY_RELAXED) == CY_CLAIM_NONE)
+            return 1;
+    }
+    return 0;
 }
 
 /* Completes a claimed node's operation (its channel locked).  The store in
@@ -127,11 +150,11 @@ static inline cy_waiter *cy_fire_(cy_wnode *n, uint32_t ok)
 
 /* ----------------------------------------------------- the operations */
 
-static inline int cy_send_locked_(cy_chan *ch, void *v, cy_waiter **wake)
+static inline int cy_send_locked_(cy_chan *ch, void *v, cy_waiter **wake, const cy_waiter *self)
 {
     if (atomic_load_explicit(&ch->closed, CY_RELAXED))
         return CY_CHAN_CLOSED;
-    cy_wnode *r = cy_claim_first_(&ch->recvq); /* a receiver waits: the buffer is empty */
+    cy_wnode *r = cy_claim_first_(&ch->recvq, self); /* a receiver waits: the buffer is empty */
     if (r != NULL) {
         r->elem = v;
         *wake = cy_fire_(r, 1);
@@ -144,20 +167,20 @@ static inline int cy_send_locked_(cy_chan *ch, void *v, cy_waiter **wake)
     return CY_CHAN_BLOCK;
 }
 
-static inline int cy_recv_locked_(cy_chan *ch, void **v, cy_waiter **wake)
+static inline int cy_recv_locked_(cy_chan *ch, void **v, cy_waiter **wake, const cy_waiter *self)
 {
     cy_wnode *s;
     if (atomic_load_explicit(&ch->len, CY_RELAXED) > 0) {
         *v = cy_ring_take_(ch);
         /* The buffer was full if a sender waits: its value takes the slot
          * just freed, behind every value sent before it. */
-        if ((s = cy_claim_first_(&ch->sendq)) != NULL) {
+        if ((s = cy_claim_first_(&ch->sendq, self)) != NULL) {
             cy_ring_put_(ch, s->elem);
             *wake = cy_fire_(s, 1);
         }
         return 0;
     }
-    if ((s = cy_claim_first_(&ch->sendq)) != NULL) { /* unbuffered: straight from the sender */
+    if ((s = cy_claim_first_(&ch->sendq, self)) != NULL) { /* unbuffered: straight from the sender */
         *v = s->elem;
         *wake = cy_fire_(s, 1);
         return 0;
@@ -175,7 +198,7 @@ static inline int cy_chan_try_send(cy_chan *ch, void *v)
 {
     cy_waiter *wake = NULL;
     cy_mutex_lock(&ch->mu);
-    int r = cy_send_locked_(ch, v, &wake);
+    int r = cy_send_locked_(ch, v, &wake, NULL);
     cy_mutex_unlock(&ch->mu);
     if (wake != NULL)
         cy_waiter_wake(wake);
@@ -188,7 +211,7 @@ static inline int cy_chan_try_recv(cy_chan *ch, void **v)
 {
     cy_waiter *wake = NULL;
     cy_mutex_lock(&ch->mu);
-    int r = cy_recv_locked_(ch, v, &wake);
+    int r = cy_recv_locked_(ch, v, &wake, NULL);
     cy_mutex_unlock(&ch->mu);
     if (wake != NULL)
         cy_waiter_wake(wake);
@@ -221,6 +244,7 @@ typedef struct {
     uint32_t n;
     cy_chan **locks; /* the distinct channels, in address order (cy_select_init) */
     uint32_t nlocks;
+    uint32_t queued; /* its nodes are in their queues (across CY_INTR) */
     /* The outcome, once a case has fired: */
     uint32_t chosen; /* its index */
     uint32_t ok;     /* 1: a value moved; 0: the channel was closed */
@@ -237,9 +261,16 @@ void cy_select_init(cy_select *s, cy_case *cases, uint32_t n, cy_chan **locks);
 int cy_select_try(cy_select *s);
 
 /* One attempt of a blocking select (cy_wait_op): CY_OK as cy_select_try,
- * or CY_TIMEOUT, CY_INTR, CY_CANCELLED with every case out of its queue
- * and nothing moved.  `begin` is unused. */
+ * or CY_TIMEOUT or CY_CANCELLED with every case out of its queue and
+ * nothing moved, or CY_INTR with the record paused (CY_CLAIM_PAUSED) and
+ * its cases still queued, keeping their places: the next attempt (after
+ * cy_wait's rearm) sleeps on, cy_select_leave gives the places up.
+ * `begin` is unused. */
 int cy_select_wait(cy_select *s, uintptr_t begin, int64_t deadline, cy_waiter *w);
+
+/* Gives up a select paused by CY_INTR (a signal handler raised); nothing
+ * moved.  Returns 0. */
+int cy_select_leave(cy_select *s);
 
 extern const cy_wait_op cy_select_wait_op;
 

@@ -31,7 +31,10 @@ enum {
     CY_CLAIM_NONE = 0,
     CY_CLAIM_FIRED = 1,  /* a partner completed the operation (w->fired says which link) */
     CY_CLAIM_CANCEL = 2, /* the waiter's cancellation token fired */
-    CY_CLAIM_SELF = 3    /* the waiter itself gave up (timeout, signal) */
+    CY_CLAIM_SELF = 3,   /* the waiter itself gave up (timeout, signal) */
+    CY_CLAIM_PAUSED = 4  /* the waiter runs signal handlers between two sleeps and
+                          * stays queued: partners pass it by; cy_waiter_rearm
+                          * (the driver's, after on_intr) ends the pause */
 };
 
 typedef struct cy_waiter cy_waiter;

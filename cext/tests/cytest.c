@@ -360,10 +360,11 @@ int cytest_main(int argc, char **argv, const char *suite, const cytest_case *cas
     int64_t t_all = cytest_now_ns();
     for (size_t i = 0; i < ncases; i++) {
         const cytest_case *c = &cases[i];
-        if (!matches(c->name, nfilters, filters))
-            continue;
         static char namebuf[256];
         snprintf(namebuf, sizeof namebuf, "%s.%s", suite, c->name);
+        /* filters match the full name: "gate", "waitgroup.gate", "chan." */
+        if (!matches(namebuf, nfilters, filters))
+            continue;
         running_case = namebuf;
         atomic_store(&failures, 0);
         atomic_store(&printed, 0);

@@ -2,7 +2,8 @@
  *
  * Each test binary lists its cases in a cytest_case table and hands it to
  * cytest_main(), which runs them (all, or those whose name contains one of
- * the command-line filters), prints one line per case and closes with
+ * the command-line filters, matched against "suite.case"), prints one line
+ * per case and closes with
  *
  *     N passed, M failed
  *

@@ -17,21 +17,16 @@ static uint32_t count_of(cy_barrier *b)
     return c;
 }
 
-/* Every await in this file goes through here: CY_INTR means "wait again". */
+/* Every await in this file goes through the driver, as the Python layer's
+ * do: cy_wait keeps waiting after CY_INTR. */
 static int await_(cy_barrier *b, const cy_barrier_ticket *t, int64_t deadline)
 {
-    int r;
-    while ((r = cy_barrier_await(b, t, deadline)) == CY_INTR) {
-    }
-    return r;
+    return cyw_wait(&cy_barrier_wait_op, b, (uintptr_t)t, deadline, NULL);
 }
 
 static int arrive_(cy_barrier *b, cy_barrier_ticket *t)
 {
-    int r;
-    while ((r = cy_barrier_arrive(b, t, 1)) == CY_INTR) {
-    }
-    return r;
+    return cyw_wait(&cy_barrier_arrive_op, b, (uintptr_t)t, CY_NO_DEADLINE, NULL);
 }
 
 /* ------------------------------------------------------------ single thread */

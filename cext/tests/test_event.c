@@ -13,15 +13,16 @@ static void test_single_thread(void)
     cy_event e;
     cy_event_init(&e);
     CHECK(!cy_event_is_set(&e));
-    CHECK_EQ(cy_event_wait(&e, cy_now_ns() - 1), CY_TIMEOUT); /* past deadline */
-    CHECK_EQ(atomic_load(&e.state), CY_EV_WAITERS);           /* left its bit */
+    /* past deadline */
+    CHECK_EQ(cy_event_wait(&e, cy_event_wait_begin(&e), cy_now_ns() - 1, NULL), CY_TIMEOUT);
+    CHECK_EQ(atomic_load(&e.state), CY_EV_WAITERS); /* left its bit */
     CHECK_EQ(cyw_event_wait(&e, cytest_deadline(0.02)), CY_TIMEOUT);
     cy_event_set(&e);
     uint32_t s = atomic_load(&e.state);
     CHECK(cy_event_is_set(&e));
     CHECK_EQ(s & CY_EV_WAITERS, 0); /* raising the flag drops the bit */
     CHECK_EQ(GEN(s), 1);
-    CHECK_EQ(cy_event_wait(&e, cy_now_ns() - 1), CY_OK);
+    CHECK_EQ(cy_event_wait(&e, cy_event_wait_begin(&e), cy_now_ns() - 1, NULL), CY_OK);
     CHECK_EQ(cyw_event_wait(&e, CY_NO_DEADLINE), CY_OK);
     cy_event_set(&e); /* already set: nothing moves */
     CHECK_EQ(atomic_load(&e.state), s);
@@ -33,7 +34,7 @@ static void test_single_thread(void)
     cy_event_set(&e);
     CHECK_EQ(GEN(atomic_load(&e.state)), 2);
     cy_event_clear(&e);
-    CHECK_EQ(cy_event_wait(&e, cy_now_ns() - 1), CY_TIMEOUT);
+    CHECK_EQ(cy_event_wait(&e, cy_event_wait_begin(&e), cy_now_ns() - 1, NULL), CY_TIMEOUT);
     CHECK(atomic_load(&e.state) & CY_EV_WAITERS);
     cy_event_reinit(&e); /* after fork: forget sleepers, keep flag and generation */
     CHECK_EQ(atomic_load(&e.state), 2u << 2);
@@ -292,11 +293,13 @@ static void test_timeouts_never_set(void)
 
 /* ------------------------------------------- generation across CY_INTR */
 
-/* As in test_waitgroup.c: the Python layer retries after CY_INTR (signal on
- * futex; every 20 ms slice on fallback/macOS/Windows) with a fresh call,
- * which reads a fresh generation; a set() followed by clear() in that gap is
- * missed, although the waiter was waiting when set() ran.  threading.Event
- * releases it (lock_tests' test_set_and_clear relies on that). */
+/* As in test_waitgroup.c: the Python layer waits through cy_wait, which
+ * runs the signal handlers (on_intr) after every CY_INTR (a signal on
+ * futex; every 20 ms slice on fallback/macOS/Windows) and then continues
+ * the same wait from the same begin token, the generation read once.  A
+ * set() followed by clear() while the handlers run must still release the
+ * waiter (threading.Event does; lock_tests' test_set_and_clear relies on
+ * it).  on_intr opens that gap on purpose. */
 struct gapctx {
     cy_event e;
     _Atomic int in_gap, go_on;
@@ -304,19 +307,22 @@ struct gapctx {
     int intrs;
 };
 
+static int gap_on_intr(void *p)
+{
+    struct gapctx *c = p;
+    if (c->intrs++ == 0) { /* "running signal handlers" */
+        atomic_store(&c->in_gap, 1);
+        cytest_await_flag(&c->go_on, 10);
+    }
+    return 0; /* they did not raise: wait on */
+}
+
 static void *gap_waiter(void *p)
 {
     struct gapctx *c = p;
     int64_t dl = cytest_deadline(0.5); /* long enough: OK comes at once when right */
-    cy_status r;
     uint32_t gen = cy_event_wait_begin(&c->e);
-    while ((r = cy_event_wait_from(&c->e, gen, dl, NULL)) == CY_INTR) {
-        if (c->intrs++ == 0) {
-            atomic_store(&c->in_gap, 1);
-            cytest_await_flag(&c->go_on, 10);
-        }
-    }
-    c->result = r;
+    c->result = (cy_status)cy_wait(&cy_event_wait_op, &c->e, gen, dl, NULL, gap_on_intr, c);
     return NULL;
 }
 

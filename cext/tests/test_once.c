@@ -32,8 +32,8 @@ static void test_states(void)
     CHECK(cy_once_is_done(&o));
     CHECK(!cy_once_running_in(&o, me));
     CHECK_EQ(cy_once_try_begin(&o, me), 0);
-    CHECK_EQ(cy_once_wait(&o, cy_now_ns() - 1), CY_OK); /* done: at once */
-    CHECK_EQ(cy_once_wait(&o, CY_NO_DEADLINE), CY_OK);
+    CHECK_EQ(cy_once_wait(&o, 0, cy_now_ns() - 1, NULL), CY_OK); /* done: at once */
+    CHECK_EQ(cy_once_wait(&o, 0, CY_NO_DEADLINE, NULL), CY_OK);
 }
 
 static void test_finish_without_waiters(void)

@@ -47,11 +47,11 @@ static void test_acquire_timeout(void)
     int64_t t0 = cy_now_ns();
     CHECK_EQ(cyw_sema_acquire(&s, cytest_deadline(0.02)), CY_TIMEOUT);
     CHECK(cy_now_ns() - t0 >= 20000000);
-    CHECK_EQ(cy_sema_acquire_slow(&s, cy_now_ns() - 1), CY_TIMEOUT); /* past deadline */
+    CHECK_EQ(cy_sema_acquire(&s, 0, cy_now_ns() - 1, NULL), CY_TIMEOUT); /* past deadline */
     CHECK_EQ(atomic_load(&s.nwaiters), 0);
     CHECK_EQ(cy_sema_value(&s), 0);
     CHECK_EQ(cy_sema_release(&s, 1, CY_SEMA_MAX), 0);
-    CHECK_EQ(cy_sema_acquire_slow(&s, cy_now_ns() - 1), CY_OK); /* a unit: taken, deadline or not */
+    CHECK_EQ(cy_sema_acquire(&s, 0, cy_now_ns() - 1, NULL), CY_OK); /* a unit: taken, deadline or not */
     CHECK_EQ(cy_sema_value(&s), 0);
 }
 
@@ -218,7 +218,7 @@ static void test_release_n_wakes_n(void)
 /* Long sleepers and short-deadline racers share the semaphore; a releaser
  * hands out one unit at a time and waits until it is taken.  A racer that is
  * woken for the unit and times out must pass the wake on (the `others`
- * branch of cy_sema_acquire_slow), or the unit stays free while sleepers
+ * branch of cy_sema_acquire), or the unit stays free while sleepers
  * sleep. */
 struct strand {
     cy_sema s;

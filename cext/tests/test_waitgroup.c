@@ -14,8 +14,8 @@ static void test_zero_wait(void)
     cy_wg_init(&wg);
     CHECK_EQ(cy_wg_count(&wg), 0);
     /* zero: OK at once, even with a deadline in the past */
-    CHECK_EQ(cy_wg_wait(&wg, cy_now_ns() - 1000), CY_OK);
-    CHECK_EQ(cy_wg_wait(&wg, CY_NO_DEADLINE), CY_OK);
+    CHECK_EQ(cy_wg_wait(&wg, cy_wg_wait_begin(&wg), cy_now_ns() - 1000, NULL), CY_OK);
+    CHECK_EQ(cy_wg_wait(&wg, cy_wg_wait_begin(&wg), CY_NO_DEADLINE, NULL), CY_OK);
     CHECK_EQ(cy_wg_add(&wg, 0), 0);
     CHECK_EQ(cy_wg_count(&wg), 0);
     CHECK_EQ(atomic_load(&wg.gen), 0);
@@ -77,7 +77,8 @@ static void test_waiter_bit_and_generation(void)
     cy_waitgroup wg;
     cy_wg_init(&wg);
     CHECK_EQ(cy_wg_add(&wg, 2), 0);
-    CHECK_EQ(cy_wg_wait(&wg, cy_now_ns() - 1), CY_TIMEOUT); /* past deadline */
+    /* past deadline */
+    CHECK_EQ(cy_wg_wait(&wg, cy_wg_wait_begin(&wg), cy_now_ns() - 1, NULL), CY_TIMEOUT);
     /* a timed-out waiter leaves its bit behind: harmless, costs one wake */
     CHECK_EQ(atomic_load(&wg.state) & CY_WG_WAITERS, CY_WG_WAITERS);
     CHECK_EQ(cy_wg_count(&wg), 2);
@@ -345,13 +346,14 @@ static void test_hammer_32(void) { run_hammer(28, 4, cytest_n(20000)); }
 
 /* ------------------------------------------- generation across CY_INTR */
 
-/* The Python layer waits in a loop: the wait returns CY_INTR (a signal on
- * the futex backend; the end of every 20 ms slice on the fallback, macOS and
- * Windows backends), Python re-takes the GIL and runs signal handlers, then
- * waits again.  A zero crossing in that gap (done() to zero, then add() for
- * the next batch) must still end the wait: the retry continues from the
- * generation read when the wait began (cy_wg_wait_begin / cy_wg_wait_from).
- * This case opens the gap on purpose. */
+/* The Python layer waits through cy_wait: the wait returns CY_INTR (a
+ * signal on the futex backend; the end of every 20 ms slice on the
+ * fallback, macOS and Windows backends), cy_wait calls on_intr (Python
+ * re-takes the GIL and runs signal handlers), then waits again.  A zero
+ * crossing in that gap (done() to zero, then add() for the next batch) must
+ * still end the wait: the retry continues from the generation read when the
+ * wait began (cy_wg_wait_begin, cy_wait's begin token).  This case opens
+ * the gap on purpose, in on_intr. */
 struct gapctx {
     cy_waitgroup wg;
     _Atomic int in_gap, go_on;
@@ -359,19 +361,22 @@ struct gapctx {
     int intrs;
 };
 
+static int gap_on_intr(void *p)
+{
+    struct gapctx *c = p;
+    if (c->intrs++ == 0) { /* "running signal handlers" */
+        atomic_store(&c->in_gap, 1);
+        cytest_await_flag(&c->go_on, 10);
+    }
+    return 0; /* they did not raise: wait on */
+}
+
 static void *gap_waiter(void *p)
 {
     struct gapctx *c = p;
     int64_t dl = cytest_deadline(0.5); /* long enough: OK comes at once when right */
-    cy_status r;
     uint32_t gen = cy_wg_wait_begin(&c->wg);
-    while ((r = cy_wg_wait_from(&c->wg, gen, dl, NULL)) == CY_INTR) {
-        if (c->intrs++ == 0) { /* "running signal handlers" */
-            atomic_store(&c->in_gap, 1);
-            cytest_await_flag(&c->go_on, 10);
-        }
-    }
-    c->result = r;
+    c->result = (cy_status)cy_wait(&cy_wg_wait_op, &c->wg, gen, dl, NULL, gap_on_intr, c);
     return NULL;
 }
 

@@ -10,6 +10,13 @@
 
 static int queued_bit(cy_wsem *s) { return (int)(atomic_load(&s->state) & CY_WSEM_QUEUED); }
 static int ready(cy_wsem_waiter *w) { return (int)atomic_load(&w->ready); }
+static cy_wsem_waiter *node_of(cy_list *l) { return cy_container_of(l, cy_wsem_waiter, link); }
+
+/* One attempt of the op, no token: what the driver runs. */
+static cy_status wait1(cy_wsem *s, cy_wsem_waiter *w, int64_t deadline)
+{
+    return cy_wsem_wait(s, w, deadline, NULL);
+}
 
 /* Queue invariants; the caller holds s->mu.  Returns the queue length. */
 static int check_queue_locked(cy_wsem *s)
@@ -19,17 +26,19 @@ static int check_queue_locked(cy_wsem *s)
     int64_t held = (int64_t)(st >> 1);
     CHECK_LE(held, s->size);
     CHECK_LE(0, held);
-    if (s->head) {
-        cy_wsem_waiter *w = s->head;
-        do {
-            CHECK_EQ(w->next->prev, w);
-            CHECK_EQ(ready(w), 0);
-            len++;
-            w = w->next;
-        } while (w != s->head && len < 100000);
+    CHECK_EQ(s->queue.next->prev, &s->queue);
+    for (cy_list *l = s->queue.next; l != &s->queue && len < 100000; l = l->next) {
+        cy_wsem_waiter *w = node_of(l);
+        CHECK_EQ(l->next->prev, l);
+        CHECK(cy_list_linked(l));
+        CHECK_EQ(ready(w), 0);
+        len++;
+    }
+    if (!cy_list_empty(&s->queue)) {
         /* the head waits only because it does not fit (no stranded waiter) */
-        CHECK_MSG(s->size - held < s->head->n, "head wants %lld, %lld of %lld free: stranded",
-                  (long long)s->head->n, (long long)(s->size - held), (long long)s->size);
+        cy_wsem_waiter *head = node_of(s->queue.next);
+        CHECK_MSG(s->size - held < head->n, "head wants %lld, %lld of %lld free: stranded",
+                  (long long)head->n, (long long)(s->size - held), (long long)s->size);
     }
     CHECK_EQ(len, (long long)s->nwaiters);
     CHECK_EQ((st & CY_WSEM_QUEUED) != 0, len != 0);
@@ -99,12 +108,12 @@ static void test_queue_fifo(void)
     CHECK_EQ(cy_wsem_enqueue(&s, 1, &b), 0); /* fits, but queues behind a */
     CHECK_EQ(cy_wsem_waiters(&s), 2);
     CHECK_EQ(ready(&b), 0);
-    CHECK_EQ(cy_wsem_wait(&b, cy_now_ns() - 1), CY_TIMEOUT);
+    CHECK_EQ(wait1(&s, &b, cy_now_ns() - 1), CY_TIMEOUT);
     CHECK_EQ(cy_wsem_release(&s, 2), 0); /* 5 free: a is served, b (1) does not fit */
     CHECK_EQ(ready(&a), 1);
     CHECK_EQ(ready(&b), 0);
     CHECK_EQ(cy_wsem_held(&s), 10);
-    CHECK_EQ(cy_wsem_wait(&a, cy_now_ns() - 1), CY_OK);
+    CHECK_EQ(wait1(&s, &a, cy_now_ns() - 1), CY_OK);
     CHECK_EQ(cy_wsem_cancel(&s, &a), 1); /* already served: the caller holds the units */
     check_queue(&s);
     CHECK_EQ(cy_wsem_release(&s, 5), 0); /* b served; queue empty: bit cleared */
@@ -129,7 +138,7 @@ static void test_queue_fifo(void)
     CHECK_EQ(cy_wsem_waiters(&s), 3);
     CHECK_EQ(ready(&b) + ready(&c), 0);
     /* a, the head, gives up: b and c now fit and are served at once */
-    CHECK_EQ(cy_wsem_wait(&a, cy_now_ns() - 1), CY_TIMEOUT);
+    CHECK_EQ(wait1(&s, &a, cy_now_ns() - 1), CY_TIMEOUT);
     CHECK_EQ(cy_wsem_cancel(&s, &a), 0);
     CHECK_EQ(ready(&b), 1);
     CHECK_EQ(ready(&c), 1);
@@ -154,7 +163,7 @@ static void test_queue_fifo(void)
     cy_wsem_reinit(&s);
     CHECK_EQ(queued_bit(&s), 0);
     CHECK_EQ(cy_wsem_waiters(&s), 0);
-    CHECK(s.head == NULL);
+    CHECK(cy_list_empty(&s.queue));
     CHECK_EQ(cy_wsem_held(&s), 10);
     CHECK_EQ(cy_wsem_release(&s, 10), 0);
     CHECK_EQ(atomic_load(&s.state), 0);
@@ -203,9 +212,9 @@ static void model_compare(struct model *m, long step, const char *op)
     cy_mutex_lock(&m->s.mu);
     int len = check_queue_locked(&m->s);
     /* the queue's order is the model's order */
-    cy_wsem_waiter *w = m->s.head;
-    for (int i = 0; i < m->qlen && i < len; i++, w = w->next)
-        CHECK_MSG(w == &m->w[m->q[i]], "queue position %d differs", i);
+    cy_list *l = m->s.queue.next;
+    for (int i = 0; i < m->qlen && i < len; i++, l = l->next)
+        CHECK_MSG(node_of(l) == &m->w[m->q[i]], "queue position %d differs", i);
     cy_mutex_unlock(&m->s.mu);
     CHECK_EQ(len, m->qlen);
     for (int k = 0; k < SLOTS; k++) {
@@ -291,7 +300,7 @@ static void test_model(void)
             if (m->st[k] == FREE)
                 break;
             if (m->st[k] == QUEUED && cytest_below(&rng, 4) == 0)
-                CHECK_EQ(cy_wsem_wait(&m->w[k], cy_now_ns() - 1), CY_TIMEOUT);
+                CHECK_EQ(wait1(&m->s, &m->w[k], cy_now_ns() - 1), CY_TIMEOUT);
             int served = m->st[k] == SERVED;
             CHECK_EQ(cy_wsem_cancel(&m->s, &m->w[k]), served);
             if (served) {
@@ -363,14 +372,17 @@ static void hammer_thread(void *ctx, int id)
             if (!got)
                 atomic_fetch_add_explicit(&h->timeouts, 1, CY_RELAXED);
         } else if (kind == 4) {
-            /* interrupted: a signal handler raised while queued (pyx: cancel,
-             * and give the units back if they were granted meanwhile) */
+            /* interrupted: a signal handler raised while queued (pyx: the
+             * op's leave(keep = 0), which gives the units back if they were
+             * granted meanwhile); every other time by hand, counted */
             got = 0;
             if (!cy_wsem_try_acquire(&h->s, n)) {
                 cy_wsem_waiter w;
                 if (!cy_wsem_enqueue(&h->s, n, &w)) {
-                    (void)cy_wsem_wait(&w, cytest_deadline(1e-6 * (double)cytest_below(&rng, 200)));
-                    if (cy_wsem_cancel(&h->s, &w)) {
+                    (void)wait1(&h->s, &w, cytest_deadline(1e-6 * (double)cytest_below(&rng, 200)));
+                    if (i & 1) {
+                        CHECK_EQ(cy_wsem_wait_op.leave(&h->s, (uintptr_t)&w, 0), 0);
+                    } else if (cy_wsem_cancel(&h->s, &w)) {
                         atomic_fetch_add_explicit(&h->cancelled_served, 1, CY_RELAXED);
                         CHECK_EQ(cy_wsem_release(&h->s, n), 0);
                     }
@@ -412,7 +424,7 @@ static void run_hammer(int threads, int64_t size, long iters)
     CHECK_EQ(atomic_load(&h.bad), 0);
     CHECK_EQ(cy_wsem_held(&h.s), 0);
     CHECK_EQ(cy_wsem_waiters(&h.s), 0);
-    CHECK(h.s.head == NULL);
+    CHECK(cy_list_empty(&h.s.queue));
     CHECK_EQ(atomic_load(&h.s.state), 0);
     cytest_note("%d threads x %ld ops, size %lld, weights 1..%lld: %ld acquired, %ld timed out, %ld polls "
                 "failed, %ld granted-then-cancelled, %ld queue checks",
@@ -448,10 +460,8 @@ static void fifo_thread(void *ctx, int id)
     atomic_store(&f->next_to_queue, id + 1); /* the main thread checks the queue length */
     if (now)
         return;
-    cy_status st;
-    while ((st = cy_wsem_wait(&w, cytest_deadline(20))) == CY_INTR) {
-    }
-    if (st != CY_OK && !cy_wsem_cancel(&f->s, &w)) {
+    int st = cyw_wait(&cy_wsem_wait_op, &f->s, (uintptr_t)&w, cytest_deadline(20), NULL);
+    if (st != CY_OK && !cy_wsem_wait_op.leave(&f->s, (uintptr_t)&w, 1)) {
         atomic_fetch_add(&f->bad, 1);
         return;
     }
