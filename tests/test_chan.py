@@ -1432,10 +1432,11 @@ def test_ctrl_c_after_the_value_was_handed_over_loses_nothing(impl, tools):
     then raises KeyboardInterrupt: whatever was handed over is delivered,
     and Ctrl-C is still raised.
 
-    The pure twin runs handlers while the receiver is still queued, so the
-    hand-off succeeds there; the C core takes the receiver out of the queue
-    before it runs them (nothing can then reach it), so there it fails and
-    no value exists to lose.  Either way: got == handed."""
+    The pure twin runs handlers while the receiver is still queued and
+    claimable, so the hand-off succeeds there; the C core pauses the
+    receiver while it runs them (it keeps its place in the queue, but
+    nothing can be handed to it until the handlers return), so there it
+    fails and no value exists to lose.  Either way: got == handed."""
     ch = impl.Chan()
     handed = []
     attempts = []
