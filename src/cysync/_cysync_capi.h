@@ -299,6 +299,15 @@ static void cysync_enable_vectorcall(PyObject *type, Py_ssize_t offset)
 static PyObject *(*cysync_select_impl)(PyObject *const *cases, Py_ssize_t n, PyObject *timeout, PyObject *ctx,
                                        int dflt);
 
+/* The keywords, interned: names written in source code arrive interned,
+ * so a pointer comparison usually decides (cysync_make_select makes them). */
+static PyObject *cysync_kw_timeout, *cysync_kw_ctx, *cysync_kw_default;
+
+static int cysync_kw_is(PyObject *name, PyObject *interned)
+{
+    return name == interned || PyUnicode_Compare(name, interned) == 0;
+}
+
 static PyObject *cysync_select(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *timeout = Py_None, *ctx = Py_None;
@@ -307,13 +316,13 @@ static PyObject *cysync_select(PyObject *module, PyObject *const *args, Py_ssize
     (void)module;
     for (i = 0; i < nkw; i++) {
         PyObject *name = PyTuple_GET_ITEM(kwnames, i), *value = args[nargs + i];
-        if (PyUnicode_CompareWithASCIIString(name, "timeout") == 0) {
-            timeout = value;
-        } else if (PyUnicode_CompareWithASCIIString(name, "ctx") == 0) {
-            ctx = value;
-        } else if (PyUnicode_CompareWithASCIIString(name, "default") == 0) {
+        if (cysync_kw_is(name, cysync_kw_default)) {
             if ((dflt = PyObject_IsTrue(value)) < 0)
                 return NULL;
+        } else if (cysync_kw_is(name, cysync_kw_timeout)) {
+            timeout = value;
+        } else if (cysync_kw_is(name, cysync_kw_ctx)) {
+            ctx = value;
         } else {
             PyErr_Format(PyExc_TypeError, "select() got an unexpected keyword argument '%U'", name);
             return NULL;
@@ -336,6 +345,11 @@ static PyMethodDef cysync_select_def = {
 
 static PyObject *cysync_make_select(PyObject *module_name)
 {
+    /* Made once, at import, and kept for the life of the process. */
+    if (!(cysync_kw_timeout = PyUnicode_InternFromString("timeout")) ||
+        !(cysync_kw_ctx = PyUnicode_InternFromString("ctx")) ||
+        !(cysync_kw_default = PyUnicode_InternFromString("default")))
+        return NULL;
     return PyCFunction_NewEx(&cysync_select_def, NULL, module_name);
 }
 
