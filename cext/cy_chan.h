@@ -95,35 +95,8 @@ static inline void *cy_ring_take_(cy_chan *ch)
     return v;
 }
 
-/* ------------------------------------------------------------- the queues */
-
-/* The first queued waiter that could still be claimed, claimed and out of
- * the queue; NULL if none.  A node whose record was claimed elsewhere (a
- * select that fired on another channel, a timeout, a cancel) is unlinked
- * on the way: its owner, which locks this channel before it returns, finds
- * it gone. */
-static inline cy_wnode *cy_claim_first_(cy_list *q)
-{
-    while (!cy_list_empty(q)) {
-        cy_wnode *n = cy_container_of(q->next, cy_wnode, link);
-        cy_list_remove(&n->link);
-        if (cy_waiter_claim(n->waiter, CY_CLAIM_FIRED))
-            return n;
-    }
-    return NULL;
-}
-
-/* Completes a claimed node's operation (its channel locked).  The store in
- * cy_waiter_release is the last touch of the record: the waiter may return
- * at once, so its address is returned for a wake after the unlock. */
-static inline cy_waiter *cy_fire_(cy_wnode *n, uint32_t ok)
-{
-    cy_waiter *w = n->waiter;
-    n->ok = ok;
-    w->fired = n;
-    cy_waiter_release(w);
-    return w;
-}
+/* The queues of waiters are cy_waiter.h's: cy_wq_claim_first takes the
+ * first record still claimable, cy_wq_fire completes it. */
 
 /* ----------------------------------------------------- the operations */
 
@@ -131,10 +104,10 @@ static inline int cy_send_locked_(cy_chan *ch, void *v, cy_waiter **wake)
 {
     if (atomic_load_explicit(&ch->closed, CY_RELAXED))
         return CY_CHAN_CLOSED;
-    cy_wnode *r = cy_claim_first_(&ch->recvq); /* a receiver waits: the buffer is empty */
+    cy_wnode *r = cy_wq_claim_first(&ch->recvq); /* a receiver waits: the buffer is empty */
     if (r != NULL) {
         r->elem = v;
-        *wake = cy_fire_(r, 1);
+        *wake = cy_wq_fire(r, 1);
         return 0;
     }
     if (atomic_load_explicit(&ch->len, CY_RELAXED) < ch->cap) {
@@ -151,15 +124,15 @@ static inline int cy_recv_locked_(cy_chan *ch, void **v, cy_waiter **wake)
         *v = cy_ring_take_(ch);
         /* The buffer was full if a sender waits: its value takes the slot
          * just freed, behind every value sent before it. */
-        if ((s = cy_claim_first_(&ch->sendq)) != NULL) {
+        if ((s = cy_wq_claim_first(&ch->sendq)) != NULL) {
             cy_ring_put_(ch, s->elem);
-            *wake = cy_fire_(s, 1);
+            *wake = cy_wq_fire(s, 1);
         }
         return 0;
     }
-    if ((s = cy_claim_first_(&ch->sendq)) != NULL) { /* unbuffered: straight from the sender */
+    if ((s = cy_wq_claim_first(&ch->sendq)) != NULL) { /* unbuffered: straight from the sender */
         *v = s->elem;
-        *wake = cy_fire_(s, 1);
+        *wake = cy_wq_fire(s, 1);
         return 0;
     }
     if (atomic_load_explicit(&ch->closed, CY_RELAXED)) {
