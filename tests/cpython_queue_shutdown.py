@@ -12,7 +12,9 @@ Licensed under the Python Software Foundation License Version 2
 tests/test_cpython_queue.py mixes the class into the interpreter's own
 QueueTest.
 """
-# ruff: noqa
+
+# CPython's code, kept as it is:
+# ruff: noqa: PIE808, SIM102, B007, F841, BLE001
 
 import threading
 

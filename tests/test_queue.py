@@ -453,7 +453,7 @@ def test_stress_producers_consumers_long(impl, tools, maxsize):
 
 @pytest.mark.parametrize("hook", ["_init", "_qsize", "_put", "_get"])
 def test_subclass_defining_a_storage_hook_is_refused(impl, hook):
-    with pytest.raises(TypeError, match=f"subclass queue.Queue instead") as info:
+    with pytest.raises(TypeError, match="subclass queue.Queue instead") as info:
         type("Mine", (impl.Queue,), {hook: lambda self, *a: None})
     assert hook in str(info.value)
 
