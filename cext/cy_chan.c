@@ -11,12 +11,12 @@ int cy_chan_close(cy_chan *ch)
     atomic_store_explicit(&ch->closed, 1, CY_RELEASE);
     /* Closing is rare: wake each waiter at once (its record stays alive
      * until its owner has locked the channel, which we hold). */
-    while ((n = cy_claim_first_(&ch->recvq, NULL)) != NULL) {
+    while ((n = cy_wq_claim_first(&ch->recvq, NULL)) != NULL) {
         n->elem = NULL;
-        cy_waiter_wake(cy_fire_(n, 0));
+        cy_waiter_wake(cy_wq_fire(n, 0));
     }
-    while ((n = cy_claim_first_(&ch->sendq, NULL)) != NULL)
-        cy_waiter_wake(cy_fire_(n, 0)); /* the sender keeps its value */
+    while ((n = cy_wq_claim_first(&ch->sendq, NULL)) != NULL)
+        cy_waiter_wake(cy_wq_fire(n, 0)); /* the sender keeps its value */
     cy_mutex_unlock(&ch->mu);
     return 0;
 }
@@ -93,8 +93,8 @@ static int case_ready(cy_case *c, const cy_waiter *self)
     if (atomic_load_explicit(&ch->closed, CY_RELAXED))
         return 1;
     if (c->dir == CY_CASE_RECV)
-        return atomic_load_explicit(&ch->len, CY_RELAXED) > 0 || cy_has_partner_(&ch->sendq, self);
-    return cy_has_partner_(&ch->recvq, self) || atomic_load_explicit(&ch->len, CY_RELAXED) < ch->cap;
+        return atomic_load_explicit(&ch->len, CY_RELAXED) > 0 || cy_wq_has_partner(&ch->sendq, self);
+    return cy_wq_has_partner(&ch->recvq, self) || atomic_load_explicit(&ch->len, CY_RELAXED) < ch->cap;
 }
 
 /* Under every lock: runs one ready case, chosen uniformly among them
@@ -196,54 +196,26 @@ int cy_select_wait(cy_select *s, uintptr_t begin, int64_t deadline, cy_waiter *w
     /* Asleep on the record, spinning first for as long as the first
      * channel's waits have lately lasted (cy_spin.h). */
     cy_spinner *spin = s->nlocks > 0 ? &s->locks[0]->spin : NULL;
-    int64_t start = 0;
-    uint32_t mark = 0;
-    int parked = 0;
-    cy_status pr = CY_OK;
-    int moved = spin != NULL && cy_spin_while(spin, &w->word, 0, deadline, &start, &mark);
-    while (!moved && atomic_load_explicit(&w->word, CY_ACQUIRE) == 0) {
-        parked = 1;
-        if ((pr = cy_park(&w->word, 0, deadline)) != CY_OK)
-            break;
-    }
-    if (atomic_load_explicit(&w->word, CY_ACQUIRE) == 0) {
-        /* Interrupted: pause, keeping our place in every queue, while the
-         * caller runs signal handlers (cy_wait's on_intr; its rearm ends
-         * the pause, and cy_select_leave gives the places up).  Timed out:
-         * end the wait ourselves.  Either only if nobody claimed us first:
-         * then their outcome stands, and nothing is lost. */
-        if (pr == CY_INTR && cy_waiter_claim(w, CY_CLAIM_PAUSED)) {
-            if (spin != NULL && parked)
-                cy_spin_learn(spin, cy_now_ns() - start, 0);
-            return CY_INTR;
-        }
-        if (pr == CY_TIMEOUT)
-            cy_waiter_claim(w, CY_CLAIM_SELF);
-    }
-    uint32_t who = atomic_load_explicit(&w->claim, CY_ACQUIRE);
-    if (who == CY_CLAIM_FIRED) {
-        /* The claimer stores the word right after its claim (still under
-         * its channel's lock): wait for that, and for what it wrote. */
-        while (atomic_load_explicit(&w->word, CY_ACQUIRE) == 0)
-            (void)cy_park(&w->word, 0, CY_NO_DEADLINE);
+    cy_sleep_end e;
+    cy_waiter_sleep_queued(w, spin, deadline, &e);
+    if (e.who == CY_CLAIM_PAUSED) { /* our places kept while signal handlers run */
+        cy_sleep_done(spin, &e, 0);
+        return CY_INTR;
     }
     /* A fired single case was unlinked by its claimer; otherwise take
      * every node still queued out of its queue. */
-    if (who != CY_CLAIM_FIRED || s->n > 1)
+    if (e.who != CY_CLAIM_FIRED || s->n > 1)
         unlink_all(s);
     s->queued = 0;
-    if (spin != NULL && (parked || who != CY_CLAIM_FIRED))
-        cy_spin_learn(spin, cy_now_ns() - start, who == CY_CLAIM_SELF);
-    if (who == CY_CLAIM_CANCEL)
+    cy_sleep_done(spin, &e, CY_CHAN_LINGER);
+    if (e.who == CY_CLAIM_CANCEL)
         return CY_CANCELLED;
-    if (who == CY_CLAIM_SELF)
+    if (e.who == CY_CLAIM_SELF)
         return CY_TIMEOUT;
     cy_wnode *f = w->fired;
     s->chosen = f->index;
     s->ok = f->ok;
     s->value = s->cases[f->index].dir == CY_CASE_RECV ? f->elem : NULL;
-    if (spin != NULL && !parked)
-        cy_spin_linger(spin, mark, CY_CHAN_LINGER);
     return CY_OK;
 }
 

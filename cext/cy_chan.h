@@ -95,69 +95,17 @@ static inline void *cy_ring_take_(cy_chan *ch)
     return v;
 }
 
-/* ------------------------------------------------------------- the queues */
-
-/* The first queued waiter that could still be claimed, claimed and out of
- * the queue; NULL if none.  `self` (a select looking again with its own
- * nodes queued; NULL otherwise) is passed by, and so is a paused record
- * (CY_CLAIM_PAUSED: running signal handlers, it keeps its place).  A node
- * whose record was claimed elsewhere (a select that fired on another
- * channel, a timeout, a cancel) is unlinked on the way: its owner, which
- * locks this channel before it returns, finds it gone. */
-static inline cy_wnode *cy_claim_first_(cy_list *q, const cy_waiter *self)
-{
-    cy_list *l = q->next;
-    while (l != q) {
-        cy_wnode *n = cy_container_of(l, cy_wnode, link);
-        l = l->next;
-        if (n->waiter == self)
-            continue;
-        uint32_t expect = CY_CLAIM_NONE;
-        if (atomic_compare_exchange_strong_explicit(&n->waiter->claim, &expect, CY_CLAIM_FIRED, CY_SEQ_CST,
-                                                    CY_ACQUIRE)) {
-            cy_list_remove(&n->link);
-            return n;
-        }
-        if (expect != CY_CLAIM_PAUSED)
-            cy_list_remove(&n->link);
-    }
-    return NULL;
-}
-
-/* Whether q holds a waiter cy_claim_first_ could claim now (a peek: the
- * claim itself may still lose a race, and the caller then looks again). */
-static inline int cy_has_partner_(const cy_list *q, const cy_waiter *self)
-{
-    for (const cy_list *l = q->next; l != q; l = l->next) {
-        const cy_wnode *n = cy_container_of(l, cy_wnode, link);
-        if (n->waiter != self && atomic_load_explicit(&n->waiter->claim, CY_RELAXED) == CY_CLAIM_NONE)
-            return 1;
-    }
-    return 0;
-}
-
-/* Completes a claimed node's operation (its channel locked).  The store in
- * cy_waiter_release is the last touch of the record: the waiter may return
- * at once, so its address is returned for a wake after the unlock. */
-static inline cy_waiter *cy_fire_(cy_wnode *n, uint32_t ok)
-{
-    cy_waiter *w = n->waiter;
-    n->ok = ok;
-    w->fired = n;
-    cy_waiter_release(w);
-    return w;
-}
-
-/* ----------------------------------------------------- the operations */
+/* The queues are FIFO lists of cy_wnode; cy_wq_claim_first and cy_wq_fire
+ * (cy_waiter.h) take and complete a partner. */
 
 static inline int cy_send_locked_(cy_chan *ch, void *v, cy_waiter **wake, const cy_waiter *self)
 {
     if (atomic_load_explicit(&ch->closed, CY_RELAXED))
         return CY_CHAN_CLOSED;
-    cy_wnode *r = cy_claim_first_(&ch->recvq, self); /* a receiver waits: the buffer is empty */
+    cy_wnode *r = cy_wq_claim_first(&ch->recvq, self); /* a receiver waits: the buffer is empty */
     if (r != NULL) {
         r->elem = v;
-        *wake = cy_fire_(r, 1);
+        *wake = cy_wq_fire(r, 1);
         return 0;
     }
     if (atomic_load_explicit(&ch->len, CY_RELAXED) < ch->cap) {
@@ -174,15 +122,15 @@ static inline int cy_recv_locked_(cy_chan *ch, void **v, cy_waiter **wake, const
         *v = cy_ring_take_(ch);
         /* The buffer was full if a sender waits: its value takes the slot
          * just freed, behind every value sent before it. */
-        if ((s = cy_claim_first_(&ch->sendq, self)) != NULL) {
+        if ((s = cy_wq_claim_first(&ch->sendq, self)) != NULL) {
             cy_ring_put_(ch, s->elem);
-            *wake = cy_fire_(s, 1);
+            *wake = cy_wq_fire(s, 1);
         }
         return 0;
     }
-    if ((s = cy_claim_first_(&ch->sendq, self)) != NULL) { /* unbuffered: straight from the sender */
+    if ((s = cy_wq_claim_first(&ch->sendq, self)) != NULL) { /* unbuffered: straight from the sender */
         *v = s->elem;
-        *wake = cy_fire_(s, 1);
+        *wake = cy_wq_fire(s, 1);
         return 0;
     }
     if (atomic_load_explicit(&ch->closed, CY_RELAXED)) {

@@ -80,6 +80,53 @@ int cy_wait(const cy_wait_op *op, void *obj, uintptr_t begin, int64_t deadline, 
     return r;
 }
 
+/* ------------------------------------------------- queues of records */
+
+void cy_waiter_sleep_queued(cy_waiter *w, cy_spinner *spin, int64_t deadline, cy_sleep_end *e)
+{
+    e->start = 0;
+    e->mark = 0;
+    e->parked = 0;
+    e->pr = CY_OK;
+    int moved = spin != NULL && cy_spin_while(spin, &w->word, 0, deadline, &e->start, &e->mark);
+    while (!moved && atomic_load_explicit(&w->word, CY_ACQUIRE) == 0) {
+        e->parked = 1;
+        if ((e->pr = cy_park(&w->word, 0, deadline)) != CY_OK)
+            break;
+    }
+    /* Interrupted: pause, keeping our places; timed out: end the wait
+     * ourselves.  Either only if nobody claimed us first: then their
+     * outcome stands, and nothing is lost. */
+    if (atomic_load_explicit(&w->word, CY_ACQUIRE) == 0) {
+        if (e->pr == CY_INTR && cy_waiter_claim(w, CY_CLAIM_PAUSED)) {
+            e->who = CY_CLAIM_PAUSED;
+            return;
+        }
+        if (e->pr == CY_TIMEOUT)
+            cy_waiter_claim(w, CY_CLAIM_SELF);
+    }
+    e->who = atomic_load_explicit(&w->claim, CY_ACQUIRE);
+    if (e->who == CY_CLAIM_FIRED) {
+        /* The claimer stores the word right after its claim (still under
+         * its object's lock): wait for that, and for what it wrote. */
+        while (atomic_load_explicit(&w->word, CY_ACQUIRE) == 0)
+            (void)cy_park(&w->word, 0, CY_NO_DEADLINE);
+    }
+}
+
+void cy_sleep_done(cy_spinner *spin, const cy_sleep_end *e, uint32_t linger)
+{
+    if (spin == NULL)
+        return;
+    if (e->who == CY_CLAIM_PAUSED) {
+        if (e->parked)
+            cy_spin_learn(spin, cy_now_ns() - e->start, 0);
+    } else if (e->parked || e->who != CY_CLAIM_FIRED)
+        cy_spin_learn(spin, cy_now_ns() - e->start, e->who == CY_CLAIM_SELF);
+    else if (linger > 0)
+        cy_spin_linger(spin, e->mark, linger);
+}
+
 /* ------------------------------------------------------ the address table */
 
 /* Records waiting through the table, anywhere; cy_wake skips the table

@@ -25,6 +25,7 @@
 #include "cy_list.h"
 #include "cy_mutex.h"
 #include "cy_park.h"
+#include "cy_spin.h"
 
 /* Who ended a wait (cy_waiter.claim); 0 while nobody has. */
 enum {
@@ -117,6 +118,94 @@ static inline cy_status cy_waiter_sleep(cy_waiter *w, int64_t deadline)
         return CY_OK;
     return cy_park(&w->word, 0, deadline);
 }
+
+/* ------------------------------------------- queues of records on an object
+ *
+ * A primitive that hands something over to its waiters (a channel, a
+ * queue) keeps them in FIFO lists of cy_wnode, guarded by its own mutex.
+ * The waiter queues a node under that mutex, lets go of it and sleeps in
+ * cy_waiter_sleep_queued; a partner, under the mutex, claims the first
+ * node (cy_wq_claim_first), writes what it hands over and fires it
+ * (cy_wq_fire). */
+
+/* The first queued waiter that could still be claimed, claimed and out of
+ * the queue; NULL if none.  `self` (a waiter looking again with its own
+ * nodes queued, after signal handlers ran; NULL otherwise) is passed by,
+ * and so is a paused record (CY_CLAIM_PAUSED: running signal handlers, it
+ * keeps its place).  A node whose record was claimed elsewhere (a select
+ * that fired on another channel, a timeout, a cancel) is unlinked on the
+ * way: its owner, which locks the object before it returns, finds it gone. */
+static inline cy_wnode *cy_wq_claim_first(cy_list *q, const cy_waiter *self)
+{
+    cy_list *l = q->next;
+    while (l != q) {
+        cy_wnode *n = cy_container_of(l, cy_wnode, link);
+        l = l->next;
+        if (n->waiter == self)
+            continue;
+        uint32_t expect = CY_CLAIM_NONE;
+        if (atomic_compare_exchange_strong_explicit(&n->waiter->claim, &expect, CY_CLAIM_FIRED, CY_SEQ_CST,
+                                                    CY_ACQUIRE)) {
+            cy_list_remove(&n->link);
+            return n;
+        }
+        if (expect != CY_CLAIM_PAUSED)
+            cy_list_remove(&n->link);
+    }
+    return NULL;
+}
+
+/* Whether q holds a waiter cy_wq_claim_first could claim now (a peek: the
+ * claim itself may still lose a race, and the caller then looks again). */
+static inline int cy_wq_has_partner(const cy_list *q, const cy_waiter *self)
+{
+    for (const cy_list *l = q->next; l != q; l = l->next) {
+        const cy_wnode *n = cy_container_of(l, cy_wnode, link);
+        if (n->waiter != self && atomic_load_explicit(&n->waiter->claim, CY_RELAXED) == CY_CLAIM_NONE)
+            return 1;
+    }
+    return 0;
+}
+
+/* Completes a claimed node's operation (its object locked).  The store in
+ * cy_waiter_release is the last touch of the record: the waiter may return
+ * at once, so its address is returned for a wake (after the unlock, or
+ * under it: a wake by address touches no memory of the record). */
+static inline cy_waiter *cy_wq_fire(cy_wnode *n, uint32_t ok)
+{
+    cy_waiter *w = n->waiter;
+    n->ok = ok;
+    w->fired = n;
+    cy_waiter_release(w);
+    return w;
+}
+
+/* How a cy_waiter_sleep_queued ended. */
+typedef struct {
+    uint32_t who;  /* CY_CLAIM_*: who claimed the record */
+    cy_status pr;  /* with CY_CLAIM_SELF: CY_TIMEOUT or CY_INTR */
+    int parked;    /* 0: released while spinning */
+    int64_t start; /* for cy_spin_learn */
+    uint32_t mark; /* for cy_spin_linger */
+} cy_sleep_end;
+
+/* Sleeps on a record whose nodes are queued (the objects' mutexes let go
+ * of), spinning first for as long as `spin` (may be NULL) says waits have
+ * lately lasted, until a partner, a close or the token claims it, or the
+ * deadline makes it claim itself, or a signal pauses it (CY_CLAIM_PAUSED:
+ * its nodes keep their places while the caller runs signal handlers;
+ * cy_wait's rearm ends the pause, and the next attempt must look for a
+ * partner that came meanwhile, passing its own nodes by) - unless someone
+ * claimed it first: then that outcome stands, and nothing handed over is
+ * lost.  Returns with the claimer's writes visible; unless paused, the
+ * caller then takes its nodes still queued out of their queues; then it
+ * calls cy_sleep_done. */
+void cy_waiter_sleep_queued(cy_waiter *w, cy_spinner *spin, int64_t deadline, cy_sleep_end *e);
+
+/* After the nodes are unlinked: teaches the spinner how long the wait
+ * took and, when a partner released it while it spun, lingers `linger`
+ * times the linger time (cy_spin.h). */
+void cy_sleep_done(cy_spinner *spin, const cy_sleep_end *e, uint32_t linger);
 
 /* One blocking operation, as every primitive hands it to cy_wait(). */
 typedef struct cy_wait_op {

@@ -9,6 +9,7 @@ missing, in which case the pure-Python twins (``cysync.pure``) are exported.
 from __future__ import annotations
 
 import os
+import queue as _queue
 import threading as _threading
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,9 @@ __all__ = [
     "ErrGroup",
     "Event",
     "Once",
+    "Queue",
     "Semaphore",
+    "ShutDown",
     "WaitGroup",
     "WeightedSemaphore",
     "__version__",
@@ -64,7 +67,9 @@ if TYPE_CHECKING:
         ErrGroup,
         Event,
         Once,
+        Queue,
         Semaphore,
+        ShutDown,
         WaitGroup,
         WeightedSemaphore,
         after,
@@ -107,10 +112,11 @@ else:
 
 _PATCHED_NAMES = ("Semaphore", "BoundedSemaphore", "Event", "Barrier")
 _patch_lock = _threading.Lock()
-_originals: dict[str, object] = {}
+# (module name, attribute) -> (module, the standard object patch() replaced)
+_originals: dict[tuple[str, str], tuple[object, object]] = {}
 
 
-def patch() -> None:
+def patch(*, queue: bool = False) -> None:
     """Put cysync's Semaphore, BoundedSemaphore, Event and Barrier into the
     standard ``threading`` module, so code that calls ``threading.Event()``
     (``concurrent.futures``, ``queue`` users, ``threading.Thread`` itself)
@@ -121,27 +127,42 @@ def patch() -> None:
     standard ones. To switch one module only, import ``cysync.threading``
     instead.
 
+    The ``queue`` module is left alone unless `queue` is true: then
+    ``queue.Queue`` becomes cysync's ``Queue`` as well. That is opt-in
+    because a subclass of ``queue.Queue`` that overrides ``_put``/``_get``
+    (its storage hooks, which cysync's Queue does not call) would then
+    fail at class creation; ``LifoQueue``, ``PriorityQueue`` and
+    ``SimpleQueue`` stay the standard ones either way.
+
+    Args:
+        queue: also replace ``queue.Queue`` (``import cysync.queue`` does
+            it for one module only).
+
     Example:
         ```python
         import cysync
         cysync.patch()      # ThreadPoolExecutor's semaphore, Thread's Events...
+        cysync.patch(queue=True)    # ...and queue.Queue too
         ...
         cysync.unpatch()    # the standard classes back
         ```
     """
+    targets: list[tuple[object, str]] = [(_threading, name) for name in _PATCHED_NAMES]
+    if queue:
+        targets.append((_queue, "Queue"))
     with _patch_lock:
-        if _originals:
-            return
         mine = globals()
-        for name in _PATCHED_NAMES:
-            _originals[name] = getattr(_threading, name)
-            setattr(_threading, name, mine[name])
+        for module, name in targets:
+            key = (module.__name__, name)  # type: ignore[attr-defined]
+            if key not in _originals:
+                _originals[key] = (module, getattr(module, name))
+                setattr(module, name, mine[name])
 
 
 def unpatch() -> None:
-    """Restore the standard ``threading`` classes that ``patch()`` replaced.
-    Idempotent and safe to call from any thread."""
+    """Restore the standard ``threading`` classes (and ``queue.Queue``)
+    that ``patch()`` replaced. Idempotent and safe to call from any thread."""
     with _patch_lock:
-        for name, original in _originals.items():
-            setattr(_threading, name, original)
+        for (_, name), (module, original) in _originals.items():
+            setattr(module, name, original)
         _originals.clear()

@@ -141,3 +141,35 @@ cdef extern from "cy_chan.h" nogil:
     void cy_select_init(cy_select *s, cy_case *cases, uint32_t n, cy_chan **locks)
     int cy_select_try(cy_select *s)
     const cy_wait_op cy_select_wait_op
+
+
+cdef extern from "cy_queue.h" nogil:
+    ctypedef struct cy_queue:
+        pass
+    int CY_QUEUE_BLOCK
+    int CY_QUEUE_SHUTDOWN
+    int CY_QUEUE_NOMEM
+    int CY_QUEUE_NEGATIVE
+    int CY_QUEUE_GET
+    int CY_QUEUE_PUT
+    int CY_QUEUE_JOIN
+    int64_t CY_QUEUE_PREALLOC_MAX
+    int cy_queue_init(cy_queue *q, int64_t maxsize)
+    void cy_queue_destroy(cy_queue *q)
+    size_t cy_queue_len(cy_queue *q)
+    int64_t cy_queue_maxsize(cy_queue *q)
+    int64_t cy_queue_unfinished(cy_queue *q)
+    bint cy_queue_is_shutdown(cy_queue *q)
+    bint cy_queue_full(cy_queue *q)
+    int cy_queue_try_put(cy_queue *q, void *v)
+    int cy_queue_try_get(cy_queue *q, void **v)
+    int cy_queue_task_done(cy_queue *q)
+    int cy_queue_set_maxsize(cy_queue *q, int64_t maxsize)
+    int cy_queue_reserve(cy_queue *q, size_t cap)
+    size_t cy_queue_shutdown(cy_queue *q, int immediate, size_t *first)
+    void *cy_queue_removed(cy_queue *q, size_t first, size_t i)
+    bint cy_queue_drain(cy_queue *q, void **v)
+    ctypedef struct cy_queue_call:
+        void *item
+    void cy_queue_call_init(cy_queue_call *c, cy_queue *q, uint32_t kind, void *item)
+    const cy_wait_op cy_queue_wait_op

@@ -1320,6 +1320,197 @@ def _send_time(ref):
         Py_DECREF(now)
 
 
+# ---------------------------------------------------------------- Queue
+
+from queue import Empty as _Empty, Full as _Full
+from cysync._errors import ShutDown
+
+# queue.Queue's storage hooks, which this Queue does not call.
+_QUEUE_HOOKS = ("_init", "_qsize", "_put", "_get")
+
+
+cdef int64_t _queue_timeout_ns(object timeout) except? -2:
+    """queue.Queue's timeout: None waits for ever, a negative one is a ValueError."""
+    if timeout is None:
+        return -1
+    if timeout < 0:
+        raise ValueError("'timeout' must be a non-negative number")
+    return _seconds_to_ns(timeout)
+
+
+cdef int _queue_raise(int r, object blocked) except -1:
+    if r == CY_QUEUE_SHUTDOWN:
+        raise ShutDown
+    if r == CY_QUEUE_NOMEM:
+        raise MemoryError
+    raise blocked
+
+
+cdef class Queue:
+    """queue.Queue in C: ``Queue(maxsize=0)``, ``maxsize <= 0`` unbounded."""
+
+    cdef cy_queue q
+    cdef object __weakref__
+
+    def __cinit__(self, *args, **kwargs):
+        if cy_queue_init(&self.q, 0) != 0:
+            raise MemoryError
+
+    def __init__(self, maxsize=0):
+        cdef int64_t n = _index(maxsize, -(1LL << 62), 1LL << 62)
+        if cy_queue_set_maxsize(&self.q, n) != 0:
+            raise MemoryError
+        if 0 < n <= CY_QUEUE_PREALLOC_MAX and cy_queue_reserve(&self.q, <size_t>n) != 0:
+            raise MemoryError
+
+    def __dealloc__(self):
+        cdef void *v
+        while cy_queue_drain(&self.q, &v):
+            _decref(<PyObject *>v)
+        cy_queue_destroy(&self.q)
+
+    def put(self, item, block=True, timeout=None, *, ctx=None):
+        """Put ``item`` in the queue, waiting while it is full (``block``,
+        ``timeout``): raises queue.Full, or ShutDown once shut down."""
+        cdef int64_t ns = -1
+        cdef _CtxWait w = None
+        if block and timeout is not None and cy_queue_maxsize(&self.q) > 0:
+            ns = _queue_timeout_ns(timeout)
+        if ctx is not None:
+            w = _ctx_wait(ctx, ns)
+        Py_INCREF(item)                  # the queue's reference, if it takes it
+        cdef int r = cy_queue_try_put(&self.q, <void *>item)
+        if r == 0:
+            return
+        Py_DECREF(item)
+        if r != CY_QUEUE_BLOCK or not block:
+            _queue_raise(r, _Full)
+        _queue_wait(self, CY_QUEUE_PUT, item, ns, w)
+
+    def get(self, block=True, timeout=None, *, ctx=None):
+        """Remove and return the oldest item, waiting while the queue is
+        empty (``block``, ``timeout``): raises queue.Empty, or ShutDown once
+        shut down and empty."""
+        cdef int64_t ns = -1
+        cdef _CtxWait w = None
+        cdef void *v
+        if block and timeout is not None:
+            ns = _queue_timeout_ns(timeout)
+        if ctx is not None:
+            w = _ctx_wait(ctx, ns)
+        cdef int r = cy_queue_try_get(&self.q, &v)
+        if r == 0:
+            return _take(v)
+        if r != CY_QUEUE_BLOCK or not block:
+            _queue_raise(r, _Empty)
+        return _queue_wait(self, CY_QUEUE_GET, None, ns, w)
+
+    def put_nowait(self, item):
+        """``put(item, block=False)``."""
+        return self.put(item, False)
+
+    def get_nowait(self):
+        """``get(block=False)``."""
+        return self.get(False)
+
+    def task_done(self):
+        """One item taken with get() has been dealt with: when every item
+        put has been, join() returns."""
+        if cy_queue_task_done(&self.q) != 0:
+            raise ValueError("task_done() called too many times")
+
+    def join(self, *, ctx=None):
+        """Wait until every item put has been got and marked task_done()."""
+        cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, -1)
+        if cy_queue_unfinished(&self.q) == 0:
+            return
+        _queue_wait(self, CY_QUEUE_JOIN, None, -1, w)
+
+    def qsize(self):
+        """The number of items in the queue now."""
+        return cy_queue_len(&self.q)
+
+    def empty(self):
+        """Whether the queue is empty now."""
+        return cy_queue_len(&self.q) == 0
+
+    def full(self):
+        """Whether the queue is bounded and full now."""
+        return cy_queue_full(&self.q)
+
+    def shutdown(self, immediate=False):
+        """Python 3.13's shutdown: put() raises ShutDown from now on, and so
+        does get() once the queue is empty; waiters wake.  ``immediate``
+        also empties the queue (retiring a task per item)."""
+        cdef size_t first = 0, i, n
+        n = cy_queue_shutdown(&self.q, 1 if immediate else 0, &first)
+        for i in range(n):                # the queue's references, dropped unlocked
+            _decref(<PyObject *>cy_queue_removed(&self.q, first, i))
+
+    @property
+    def maxsize(self):
+        """The bound (<= 0: unbounded); may be changed, as queue.Queue's."""
+        return cy_queue_maxsize(&self.q)
+
+    @maxsize.setter
+    def maxsize(self, value):
+        if cy_queue_set_maxsize(&self.q, _index(value, -(1LL << 62), 1LL << 62)) != 0:
+            raise MemoryError
+
+    @property
+    def unfinished_tasks(self):
+        """Items put and not yet marked task_done()."""
+        return cy_queue_unfinished(&self.q)
+
+    @property
+    def is_shutdown(self):
+        """Whether shutdown() has been called."""
+        return cy_queue_is_shutdown(&self.q)
+
+    def __repr__(self):
+        state = " shutdown" if cy_queue_is_shutdown(&self.q) else ""
+        return (f"{_where(self)}: qsize={cy_queue_len(&self.q)} "
+                f"maxsize={cy_queue_maxsize(&self.q)}{state}>")
+
+
+cdef object _queue_wait(Queue self, uint32_t kind, object item, int64_t ns, _CtxWait w):
+    """A put, get or join that must wait; a get returns the item."""
+    cdef cy_queue_call c
+    cdef int r
+    cy_queue_call_init(&c, &self.q, kind, <void *>item)
+    if kind == CY_QUEUE_PUT:
+        Py_INCREF(item)
+    try:
+        r = _block(&cy_queue_wait_op, &c, 0, ns, w)
+    except BaseException:                 # nothing moved
+        if kind == CY_QUEUE_PUT:
+            _decref(<PyObject *>c.item)
+        raise
+    if r == CY_OK:
+        return _take(c.item) if kind == CY_QUEUE_GET else None
+    if kind == CY_QUEUE_PUT:
+        _decref(<PyObject *>c.item)
+    _queue_raise(r, _Empty if kind == CY_QUEUE_GET else _Full)
+
+
+def _queue_init_subclass(cls, **kwargs):
+    """Queue.__init_subclass__ (Cython types cannot define it in the class):
+    a subclass that defines one of queue.Queue's storage hooks is refused."""
+    for klass in cls.__mro__:
+        if klass is Queue:
+            break
+        hooks = [name for name in _QUEUE_HOOKS if name in vars(klass)]
+        if hooks:
+            raise TypeError(
+                f"{cls.__qualname__}: cysync.Queue does not call queue.Queue's storage hooks "
+                f"({', '.join(hooks)}); subclass queue.Queue instead")
+    super(Queue, cls).__init_subclass__(**kwargs)
+
+
+cysync_type_set(Queue, "__init_subclass__", classmethod(_queue_init_subclass))
+cysync_type_set(Queue, "__class_getitem__", classmethod(_types.GenericAlias))
+
+
 # ---------------------------------------------------------------- context, ErrGroup
 
 # Contexts and ErrGroup are Python, written once for both implementations:
@@ -1346,6 +1537,6 @@ ErrGroup = _make_errgroup(_types.SimpleNamespace(WaitGroup=WaitGroup, Semaphore=
 # The public classes present themselves as cysync's (reprs read
 # "<cysync.Semaphore at ...>", as lock_tests' regexes expect), like the pure twins.
 for _cls in (WaitGroup, Once, once_func, once_value, Semaphore, BoundedSemaphore,
-             WeightedSemaphore, Event, Barrier, Chan):
+             WeightedSemaphore, Event, Barrier, Chan, Queue):
     cysync_type_rename(_cls)
 del _cls

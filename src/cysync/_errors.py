@@ -8,7 +8,9 @@ neither of them.
 
 from __future__ import annotations
 
-__all__ = ["ChanClosed"]
+import sys
+
+__all__ = ["ChanClosed", "ShutDown"]
 
 
 class ChanClosed(Exception):
@@ -35,3 +37,19 @@ class ChanClosed(Exception):
 
 
 ChanClosed.__module__ = "cysync"  # its public home, as for the context errors
+
+
+# --- Queue ----------------------------------------------------------------------
+
+if sys.version_info >= (3, 13):
+    from queue import ShutDown
+else:
+
+    class ShutDown(Exception):
+        """Raised by ``Queue.put()`` on a queue that has been shut down, and
+        by ``Queue.get()`` on one shut down and empty: Python 3.13's
+        ``queue.ShutDown``, for the Pythons before it. From 3.13 on,
+        ``cysync.ShutDown`` *is* ``queue.ShutDown``.
+        """
+
+    ShutDown.__module__ = "cysync"

@@ -45,6 +45,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
+from queue import Empty, Full
 from time import monotonic as _monotonic
 from types import TracebackType
 from typing import Any, Generic, ParamSpec, TypeVar
@@ -64,6 +65,7 @@ from ._context import with_deadline as with_deadline
 from ._context import with_timeout as with_timeout
 from ._context import with_value as with_value
 from ._errors import ChanClosed as ChanClosed
+from ._errors import ShutDown as ShutDown
 from ._pure_defer import defer as defer
 from ._pure_defer import deferrable as deferrable
 
@@ -1043,7 +1045,7 @@ class _Link:
 
     __slots__ = ("waiter", "chan", "index", "value", "queue", "prev", "next")
 
-    def __init__(self, waiter: _ChanWaiter, chan: Chan[Any], index: int, value: Any) -> None:
+    def __init__(self, waiter: _ChanWaiter, chan: Chan[Any] | Queue[Any], index: int, value: Any) -> None:
         self.waiter = waiter
         self.chan = chan
         self.index = index
@@ -1615,6 +1617,331 @@ def after(seconds: float) -> Chan[float]:
     return chan
 
 
+# --- Queue (drop-in for queue.Queue) ------------------------------------------
+#
+# queue.Queue is a deque and three Conditions over one Lock; this one is a
+# deque and three FIFO queues of waiter records, the channel's (above):
+# getters wait while the queue is empty, putters while it is full, joiners
+# while tasks are unfinished. A put while a getter waits hands the item
+# straight to it; a get from a full queue moves the first waiting putter's
+# item into the place it freed. So waiters are served in their order and a
+# newcomer never overtakes one; a waiter that times out, is cancelled or
+# interrupted leaves no trace, and one that completed anyway keeps its result
+# (the rules of _park, _leave and _completed_anyway).
+
+# queue.Queue's storage hooks, which this Queue does not call.
+_QUEUE_HOOKS = ("_init", "_qsize", "_put", "_get")
+# The C core keeps maxsize in 64 bits.
+_MAXSIZE_BOUND = 2**62
+
+
+def _queue_deadline(timeout: float | None) -> float | None:
+    """queue.Queue's timeout: None waits for ever, a negative one is a ValueError."""
+    if timeout is not None and timeout < 0:
+        raise ValueError("'timeout' must be a non-negative number")
+    return _deadline(timeout)
+
+
+def _maxsize(maxsize: int) -> int:
+    return max(-_MAXSIZE_BOUND, min(_MAXSIZE_BOUND, operator.index(maxsize)))
+
+
+class Queue(Generic[_T]):
+    """A drop-in for ``queue.Queue``: a FIFO of items between threads.
+
+    ``Queue(maxsize=0)``: ``maxsize <= 0`` is unbounded, else ``put`` waits
+    while ``maxsize`` items are queued. The API, semantics and exceptions
+    are ``queue.Queue``'s of Python 3.13 on every Python: ``put(item,
+    block=True, timeout=None)``, ``get(block=True, timeout=None)``,
+    ``put_nowait``, ``get_nowait``, ``qsize``, ``empty``, ``full``,
+    ``task_done``, ``join``, ``shutdown(immediate=False)``, the attributes
+    ``maxsize`` (writable), ``unfinished_tasks`` and ``is_shutdown``; it
+    raises the very classes ``queue.Empty`` and ``queue.Full``, and
+    ``ShutDown`` (``queue.ShutDown`` from 3.13 on). A negative `timeout`
+    is a ``ValueError``, as in ``queue.Queue``.
+
+    Beyond ``queue.Queue``: ``put``, ``get`` and ``join`` take ``ctx=`` (a
+    context: its end raises its error), waiting getters and putters are
+    served first in first out, and a wait interrupted by a signal handler
+    (Ctrl-C) loses no item.
+
+    Not there: ``queue.Queue``'s internals (``mutex``, ``not_empty``,
+    ``not_full``, ``all_tasks_done``, ``queue``) and its storage hooks: a
+    subclass that defines ``_init``, ``_qsize``, ``_put`` or ``_get`` is a
+    ``TypeError`` when the class is created; subclass ``queue.Queue`` for
+    those (``LifoQueue`` and ``PriorityQueue`` do).
+
+    Example::
+
+        q = Queue()
+
+        def worker():
+            while True:
+                item = q.get()
+                print(item)
+                q.task_done()
+
+        threading.Thread(target=worker, daemon=True).start()
+        for item in range(10):
+            q.put(item)
+        q.join()                    # every item got and done
+    """
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self._maxsize = _maxsize(maxsize)
+        self._buf: collections.deque[_T] = collections.deque()
+        self._lock = threading.Lock()
+        self._getq = _WaitQ()  # waiting getters (the queue is empty)
+        self._putq = _WaitQ()  # waiting putters, links holding their item (it is full)
+        self._joinq = _WaitQ()  # waiting joiners (tasks are unfinished)
+        self._unfinished = 0
+        self._shutdown = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        for klass in cls.__mro__:
+            if klass is Queue:
+                break
+            hooks = [name for name in _QUEUE_HOOKS if name in vars(klass)]
+            if hooks:
+                raise TypeError(
+                    f"{cls.__qualname__}: cysync.Queue does not call queue.Queue's storage hooks "
+                    f"({', '.join(hooks)}); subclass queue.Queue instead"
+                )
+        super().__init_subclass__(**kwargs)
+
+    def __repr__(self) -> str:
+        state = f"qsize={len(self._buf)} maxsize={self._maxsize}"
+        return _repr(self, state + " shutdown" if self._shutdown else state)
+
+    # The steps that never block, with the lock held.
+
+    def _room(self) -> bool:
+        return self._maxsize <= 0 or len(self._buf) < self._maxsize
+
+    def _try_put(self, item: _T) -> bool:
+        # A getter waits only while the queue is empty: hand it the item.
+        if self._getq.claim_first(_DONE, item) is None:
+            if not self._room():
+                return False
+            self._buf.append(item)
+        self._unfinished += 1
+        return True
+
+    def _try_get(self) -> tuple[bool, Any]:
+        if not self._buf:
+            return False, None
+        item = self._buf.popleft()
+        # A putter waits only while the queue is full: its item takes the
+        # place just freed (unless maxsize has shrunk below the length).
+        if self._putq.head is not None and self._room():
+            link = self._putq.claim_first(_DONE)
+            if link is not None:
+                self._buf.append(link.value)
+                self._unfinished += 1
+        return True, item
+
+    def _release_joiners(self) -> None:
+        while self._joinq.claim_first(_DONE) is not None:
+            pass
+
+    def put(self, item: _T, block: bool = True, timeout: float | None = None, *, ctx: Context | None = None) -> None:
+        """Put `item` at the end of the queue.
+
+        A full queue makes the call wait (`block`), for at most `timeout`
+        seconds (None: as long as it takes), then raise ``queue.Full``;
+        ``block=False`` raises ``queue.Full`` at once. Raises ``ShutDown``
+        once the queue is shut down, also while waiting. A negative `timeout`
+        is a ``ValueError`` (only checked for a bounded queue, as
+        ``queue.Queue`` does). With `ctx`, raises the context's error if it
+        has ended or ends first.
+        """
+        deadline = _queue_deadline(timeout) if block and self._maxsize > 0 else None
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        waiter = link = None
+        try:
+            with self._lock:
+                if self._shutdown:
+                    raise ShutDown
+                if self._try_put(item):
+                    return
+                if not block:
+                    raise Full
+                if not _passed(deadline):
+                    link = _Link(_ChanWaiter(), self, 0, item)
+                    waiter = link.waiter  # from here on, an exception is _completed_anyway's
+                    self._putq.push(link)
+            if waiter is None:
+                _timed_out(cw)
+                raise Full
+            _park(waiter, cw, deadline)
+            rearm = False
+        except BaseException as exc:
+            if waiter is None or not _completed_anyway(waiter, (link,)):  # type: ignore[arg-type]
+                raise
+            rearm = _rearm_later(exc)
+        _leave(waiter, (link,), cw)  # type: ignore[arg-type]
+        if waiter.claimed is _CLOSED:
+            raise ShutDown
+        if waiter.claimed is _TIMEOUT:
+            raise Full
+        if rearm:
+            _REARM[_SIGINT]
+
+    def get(self, block: bool = True, timeout: float | None = None, *, ctx: Context | None = None) -> _T:
+        """Remove and return the oldest item.
+
+        An empty queue makes the call wait (`block`), for at most `timeout`
+        seconds (None: as long as it takes), then raise ``queue.Empty``;
+        ``block=False`` raises ``queue.Empty`` at once. Once the queue is
+        shut down, the items left are still returned, then ``ShutDown`` is
+        raised (also to the getters waiting). A negative `timeout` is a
+        ``ValueError``. With `ctx`, raises the context's error if it has
+        ended or ends first.
+        """
+        deadline = _queue_deadline(timeout) if block else None
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        waiter = link = None
+        try:
+            with self._lock:
+                got, item = self._try_get()
+                if got:
+                    return item  # type: ignore[no-any-return]
+                if self._shutdown:
+                    raise ShutDown
+                if not block:
+                    raise Empty
+                if not _passed(deadline):
+                    link = _Link(_ChanWaiter(), self, 0, None)
+                    waiter = link.waiter  # from here on, an exception is _completed_anyway's
+                    self._getq.push(link)
+            if waiter is None:
+                _timed_out(cw)
+                raise Empty
+            _park(waiter, cw, deadline)
+            rearm = False
+        except BaseException as exc:
+            if waiter is None or not _completed_anyway(waiter, (link,)):  # type: ignore[arg-type]
+                raise
+            rearm = _rearm_later(exc)
+        _leave(waiter, (link,), cw)  # type: ignore[arg-type]
+        if waiter.claimed is _CLOSED:
+            raise ShutDown
+        if waiter.claimed is _TIMEOUT:
+            raise Empty
+        if rearm:
+            _REARM[_SIGINT]
+        return waiter.value  # type: ignore[no-any-return]
+
+    def put_nowait(self, item: _T) -> None:
+        """``put(item, block=False)``: raises ``queue.Full`` if the queue is full."""
+        return self.put(item, False)
+
+    def get_nowait(self) -> _T:
+        """``get(block=False)``: raises ``queue.Empty`` if the queue is empty."""
+        return self.get(False)
+
+    def task_done(self) -> None:
+        """Tell the queue that an item got with ``get()`` has been dealt
+        with; once every item put has been, ``join()`` returns. Raises
+        ``ValueError`` if called more times than items were put."""
+        with self._lock:
+            if self._unfinished <= 0:
+                raise ValueError("task_done() called too many times")
+            self._unfinished -= 1
+            if not self._unfinished:
+                self._release_joiners()
+
+    def join(self, *, ctx: Context | None = None) -> None:
+        """Wait until every item put has been got and marked ``task_done()``
+        (returns at once if none is unfinished). With `ctx`, raises the
+        context's error if it has ended or ends first."""
+        cw = _ctx_wait(ctx, None)
+        deadline = None if cw is None else cw.deadline
+        waiter = link = None
+        try:
+            with self._lock:
+                if not self._unfinished:
+                    return
+                link = _Link(_ChanWaiter(), self, 0, None)
+                waiter = link.waiter
+                self._joinq.push(link)
+            _park(waiter, cw, deadline)
+        except BaseException:
+            if waiter is not None:  # done or not, nothing is lost: leave and raise
+                waiter.give_up(_INTERRUPTED)
+                _unlink((link,))  # type: ignore[arg-type]
+            raise
+        _leave(waiter, (link,), cw)
+
+    def qsize(self) -> int:
+        """The number of items in the queue now."""
+        return len(self._buf)
+
+    def empty(self) -> bool:
+        """True if the queue is empty now."""
+        return not self._buf
+
+    def full(self) -> bool:
+        """True if the queue is bounded and holds ``maxsize`` items (or more,
+        after ``maxsize`` shrank) now."""
+        return 0 < self._maxsize <= len(self._buf)
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """Shut the queue down (Python 3.13's ``queue.Queue.shutdown``).
+
+        From now on ``put()`` raises ``ShutDown``, and so does ``get()``
+        once the queue is empty; every waiting putter and getter wakes and
+        raises it. With `immediate`, the queue is emptied first, a task
+        retired per item removed (``join()`` returns when none is left).
+        May be called again (for instance with ``immediate=True`` later).
+        """
+        removed: collections.deque[_T] | None = None
+        with self._lock:
+            self._shutdown = True
+            if immediate:
+                removed, self._buf = self._buf, collections.deque()
+                self._unfinished = max(0, self._unfinished - len(removed))
+                if not self._unfinished:
+                    self._release_joiners()
+            while self._getq.claim_first(_CLOSED) is not None:
+                pass
+            while self._putq.claim_first(_CLOSED) is not None:
+                pass
+        del removed  # the items go, with the lock released
+
+    @property
+    def maxsize(self) -> int:
+        """The bound: ``<= 0`` unbounded. May be set, as ``queue.Queue``'s:
+        waiting putters that then fit go in, in their order."""
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, value: int) -> None:
+        maxsize = _maxsize(value)
+        with self._lock:
+            self._maxsize = maxsize
+            while self._putq.head is not None and self._room():
+                link = self._putq.claim_first(_DONE)
+                if link is None:
+                    break
+                self._buf.append(link.value)
+                self._unfinished += 1
+
+    @property
+    def unfinished_tasks(self) -> int:
+        """Items put and not yet marked ``task_done()``."""
+        return self._unfinished
+
+    @property
+    def is_shutdown(self) -> bool:
+        """True once ``shutdown()`` has been called."""
+        return self._shutdown
+
+
 # The public home of these classes is the package ``cysync``, whichever
 # implementation it exports. repr() shows it in threading's form,
 # "<cysync.Semaphore at 0x...: value=1>", which is also what CPython's
@@ -1622,7 +1949,7 @@ def after(seconds: float) -> Chan[float]:
 # Subclasses keep their own module, as with threading.
 for _cls in (
     WaitGroup, Once, once_func, once_value, Semaphore, BoundedSemaphore, WeightedSemaphore, Event, Barrier,
-    Chan,
+    Chan, Queue,
 ):
     _cls.__module__ = "cysync"
 del _cls

@@ -63,7 +63,7 @@ DEFAULT_IMPLS = ("c", "py", "stdlib")
 _PUBLIC = (
     "WaitGroup", "Once", "once_func", "once_value", "Semaphore", "BoundedSemaphore",
     "WeightedSemaphore", "Event", "Barrier", "ErrGroup", "deferrable", "defer",
-    "Chan", "ChanClosed", "select", "after",
+    "Chan", "ChanClosed", "select", "after", "Queue",
 )
 
 
