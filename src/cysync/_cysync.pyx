@@ -1325,8 +1325,7 @@ def _send_time(ref):
 from queue import Empty as _Empty, Full as _Full
 from cysync._errors import ShutDown
 
-# queue.Queue's storage hooks, which this Queue does not call.
-_QUEUE_HOOKS = ("_init", "_qsize", "_put", "_get")
+_QUEUE_HOOKS = _R.QUEUE_HOOKS
 
 
 cdef int64_t _queue_timeout_ns(object timeout) except? -2:
@@ -1334,7 +1333,7 @@ cdef int64_t _queue_timeout_ns(object timeout) except? -2:
     if timeout is None:
         return -1
     if timeout < 0:
-        raise ValueError("'timeout' must be a non-negative number")
+        raise ValueError(_R.QUEUE_TIMEOUT_NEGATIVE)
     return _seconds_to_ns(timeout)
 
 
@@ -1417,7 +1416,7 @@ cdef class Queue:
         """One item taken with get() has been dealt with: when every item
         put has been, join() returns."""
         if cy_queue_task_done(&self.q) != 0:
-            raise ValueError("task_done() called too many times")
+            raise ValueError(_R.QUEUE_TASK_DONE)
 
     def join(self, *, ctx=None):
         """Wait until every item put has been got and marked task_done()."""
@@ -1501,9 +1500,7 @@ def _queue_init_subclass(cls, **kwargs):
             break
         hooks = [name for name in _QUEUE_HOOKS if name in vars(klass)]
         if hooks:
-            raise TypeError(
-                f"{cls.__qualname__}: cysync.Queue does not call queue.Queue's storage hooks "
-                f"({', '.join(hooks)}); subclass queue.Queue instead")
+            raise TypeError(_R.QUEUE_SUBCLASS_HOOKS.format(name=cls.__qualname__, hooks=", ".join(hooks)))
     super(Queue, cls).__init_subclass__(**kwargs)
 
 

@@ -117,6 +117,15 @@ SELECT_BAD_CASE = (
     "ch a Chan of this implementation; got {case!r}"
 )
 
+QUEUE_TASK_DONE = "task_done() called too many times"  # queue.Queue's own
+QUEUE_TIMEOUT_NEGATIVE = "'timeout' must be a non-negative number"  # queue.Queue's own
+#: .format(name=..., hooks=...)
+QUEUE_SUBCLASS_HOOKS = (
+    "{name}: cysync.Queue does not call queue.Queue's storage hooks ({hooks}); subclass queue.Queue instead"
+)
+#: The storage hooks of queue.Queue that cysync's Queue does not call.
+QUEUE_HOOKS = ("_init", "_qsize", "_put", "_get")
+
 DEFER_OUTSIDE = "defer() called outside a @deferrable function"
 DEFERRABLE_GENERATOR = "deferrable cannot wrap a generator function"
 DEFERRABLE_COROUTINE = "deferrable cannot wrap a coroutine function"

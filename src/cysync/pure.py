@@ -1629,8 +1629,7 @@ def after(seconds: float) -> Chan[float]:
 # interrupted leaves no trace, and one that completed anyway keeps its result
 # (the rules of _park, _leave and _completed_anyway).
 
-# queue.Queue's storage hooks, which this Queue does not call.
-_QUEUE_HOOKS = ("_init", "_qsize", "_put", "_get")
+_QUEUE_HOOKS = _R.QUEUE_HOOKS
 # The C core keeps maxsize in 64 bits.
 _MAXSIZE_BOUND = 2**62
 
@@ -1638,7 +1637,7 @@ _MAXSIZE_BOUND = 2**62
 def _queue_deadline(timeout: float | None) -> float | None:
     """queue.Queue's timeout: None waits for ever, a negative one is a ValueError."""
     if timeout is not None and timeout < 0:
-        raise ValueError("'timeout' must be a non-negative number")
+        raise ValueError(_R.QUEUE_TIMEOUT_NEGATIVE)
     return _deadline(timeout)
 
 
@@ -1703,10 +1702,7 @@ class Queue(Generic[_T]):
                 break
             hooks = [name for name in _QUEUE_HOOKS if name in vars(klass)]
             if hooks:
-                raise TypeError(
-                    f"{cls.__qualname__}: cysync.Queue does not call queue.Queue's storage hooks "
-                    f"({', '.join(hooks)}); subclass queue.Queue instead"
-                )
+                raise TypeError(_R.QUEUE_SUBCLASS_HOOKS.format(name=cls.__qualname__, hooks=", ".join(hooks)))
         super().__init_subclass__(**kwargs)
 
     def __repr__(self) -> str:
@@ -1850,7 +1846,7 @@ class Queue(Generic[_T]):
         ``ValueError`` if called more times than items were put."""
         with self._lock:
             if self._unfinished <= 0:
-                raise ValueError("task_done() called too many times")
+                raise ValueError(_R.QUEUE_TASK_DONE)
             self._unfinished -= 1
             if not self._unfinished:
                 self._release_joiners()
