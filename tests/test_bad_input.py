@@ -153,6 +153,22 @@ def exercise(obj) -> None:
     elif name in ("once_func", "once_value"):
         result = obj()
         assert result == (None if name == "once_func" else 42)
+    elif name == "RWMutex":
+        before = plain_repr(obj)
+        if ", writer=True," in before:
+            assert obj.try_rlock() is False and obj.rlock(0) is False
+            obj.unlock()
+            assert obj.lock(0) is True
+        elif "readers=0," in before:
+            assert obj.lock(0) is True
+            obj.unlock()
+            with obj.reader:
+                assert obj.try_lock() is False
+        else:
+            assert obj.lock(0) is False
+            assert obj.rlock(0) is True
+            obj.runlock()
+        assert plain_repr(obj) == before
     else:  # pragma: no cover
         raise AssertionError(f"no exercise for {name}")
 
@@ -203,6 +219,17 @@ def _once(done):
     return make
 
 
+def _rw(readers=0, writer=False):
+    def make(m):
+        rw = m.RWMutex()
+        for _ in range(readers):
+            assert rw.rlock(0)
+        if writer:
+            assert rw.lock(0)
+        return rw
+    return make
+
+
 FACTORIES: dict[str, Callable[[Any], Any]] = {
     "wg0": _wg(0),
     "wg3": _wg(3),
@@ -225,6 +252,9 @@ FACTORIES: dict[str, Callable[[Any], Any]] = {
     "bar1": lambda m: m.Barrier(1),
     "bar2": lambda m: m.Barrier(2),
     "bar3_timeout": lambda m: m.Barrier(3, None, 5.0),
+    "rw_free": lambda m: m.RWMutex(),
+    "rw_read2": _rw(readers=2),
+    "rw_write": _rw(writer=True),
 }
 
 
@@ -457,8 +487,58 @@ for key in ("bar1", "bar2", "bar3_timeout"):
                                                    ValueError, NAN_MSG))
     bad(key, "Barrier()", lambda o, m: m.Barrier(), TypeError)
 
+# --- RWMutex ------------------------------------------------------------------------------------------
+for key in ("rw_free", "rw_read2", "rw_write"):
+    for method in ("lock", "rlock"):
+        _each(NOT_TIMEOUTS, lambda lb, v, key=key, method=method: bad(
+            key, f"{method}({lb})", lambda o, m, v=v: getattr(o, method)(v), TypeError, TIMEOUT_TYPE_MSG))
+        _each(NAN_TIMEOUTS, lambda lb, v, key=key, method=method: bad(
+            key, f"{method}(timeout={lb})", lambda o, m, v=v: getattr(o, method)(timeout=v), ValueError,
+            NAN_MSG))
+        bad(key, f"{method}(BadFloat)", lambda o, m, method=method: getattr(o, method)(BadFloat()), ValueError,
+            r"__float__ failed")
+        for ctx in ("ctx", 1, object()):
+            bad(key, f"{method}(ctx={ctx!r})", lambda o, m, c=ctx, method=method: getattr(o, method)(ctx=c),
+                TypeError, r"^ctx must be a Context or None$")
+        bad(key, f"{method}(1, ctx positional)",
+            lambda o, m, method=method: getattr(o, method)(1, m.background()), TypeError)
+        bad(key, f"{method}(timout=1)", lambda o, m, method=method: getattr(o, method)(timout=1), TypeError)
+    for method in ("unlock", "runlock", "try_lock", "try_rlock"):
+        bad(key, f"{method}(1)", lambda o, m, method=method: getattr(o, method)(1), TypeError)
+    for attr in ("reader", "writer"):
+        bad(key, f"{attr} = None", _set(attr, None), AttributeError)
+        bad(key, f"del {attr}", _del(attr), AttributeError)
+        side = lambda o, attr=attr: getattr(o, attr)  # noqa: E731
+        _each(NOT_TIMEOUTS, lambda lb, v, key=key, side=side, attr=attr: bad(
+            key, f"{attr}.acquire(True, {lb})", lambda o, m, v=v: side(o).acquire(True, v), TypeError,
+            TIMEOUT_TYPE_MSG))
+        _each(NAN_TIMEOUTS, lambda lb, v, key=key, side=side, attr=attr: bad(
+            key, f"{attr}.acquire(timeout={lb})", lambda o, m, v=v: side(o).acquire(timeout=v), ValueError,
+            NAN_MSG))
+        for t in (0, 1, -1, NAN, "x", INF):
+            bad(key, f"{attr}.acquire(False, {t!r})", lambda o, m, t=t, side=side: side(o).acquire(False, t),
+                ValueError, r"^can't specify timeout for non-blocking acquire$")
+        bad(key, f"{attr}.acquire(BadBool)", lambda o, m, side=side: side(o).acquire(BadBool()), ValueError,
+            r"__bool__ failed")
+        bad(key, f"{attr}.acquire(ctx=None)", lambda o, m, side=side: side(o).acquire(ctx=None), TypeError)
+        bad(key, f"{attr}.acquire(1, 2, 3)", lambda o, m, side=side: side(o).acquire(True, 1, 3), TypeError)
+        bad(key, f"{attr}.release(1)", lambda o, m, side=side: side(o).release(1), TypeError)
+    bad(key, "RWMutex(1)", lambda o, m: m.RWMutex(1), TypeError)
+for key in ("rw_free", "rw_read2"):
+    bad(key, "unlock() with no writer", lambda o, m: o.unlock(), RuntimeError, r"^unlock of unlocked RWMutex$")
+    bad(key, "writer.release() with no writer", lambda o, m: o.writer.release(), RuntimeError,
+        r"^unlock of unlocked RWMutex$")
+    bad(key, "writer.__exit__ with no writer", lambda o, m: o.writer.__exit__(None, None, None), RuntimeError,
+        r"^unlock of unlocked RWMutex$")
+for key in ("rw_free", "rw_write"):
+    bad(key, "runlock() with no reader", lambda o, m: o.runlock(), RuntimeError, r"^runlock of unlocked RWMutex$")
+    bad(key, "reader.release() with no reader", lambda o, m: o.reader.release(), RuntimeError,
+        r"^runlock of unlocked RWMutex$")
+    bad(key, "reader.__exit__ with no reader", lambda o, m: o.reader.__exit__(None, None, None), RuntimeError,
+        r"^runlock of unlocked RWMutex$")
 
-@pytest.mark.parametrize("name", ["WaitGroup", "Once", "Event"])
+
+@pytest.mark.parametrize("name", ["WaitGroup", "Once", "Event", "RWMutex"])
 def test_constructors_without_parameters_reject_arguments(impl, name):
     cls = getattr(impl, name)
     with pytest.raises(TypeError):
@@ -489,7 +569,7 @@ def test_table_covers_every_public_method(impl):
     """Every public method and property of every class appears in a row label."""
     labels = " ".join(b.label for b in BAD)
     classes = ["WaitGroup", "Once", "Semaphore", "BoundedSemaphore", "WeightedSemaphore",
-               "Event", "Barrier"]
+               "Event", "Barrier", "RWMutex"]
     missing = []
     for cls_name in classes:
         cls = getattr(impl, cls_name)
@@ -558,6 +638,16 @@ EDGE = [
     Edge("bar1", "Barrier(True).parties", lambda o, m: m.Barrier(True).parties, 1),
     Edge("bar1", "Barrier(Index(4)).parties", lambda o, m: m.Barrier(Index(4)).parties, 4),
     Edge("bar1", "Barrier(2**32-1).parties", lambda o, m: m.Barrier(2**32 - 1).parties, 2**32 - 1),
+    Edge("rw_free", "lock(inf)", lambda o, m: o.lock(INF), True, lambda o: ", writer=True," in repr(o)),
+    Edge("rw_read2", "rlock(10**400)", lambda o, m: o.rlock(10**400), True,
+         lambda o: "readers=3," in repr(o)),
+    Edge("rw_read2", "lock(-inf)", lambda o, m: o.lock(-INF), False, lambda o: "waiters=0," in repr(o)),
+    Edge("rw_write", "rlock(Decimal(0))", lambda o, m: o.rlock(decimal.Decimal(0)), False),
+    Edge("rw_write", "rlock(-(2**200))", lambda o, m: o.rlock(-(2**200)), False),
+    Edge("rw_read2", "reader.acquire(True, inf)", lambda o, m: o.reader.acquire(True, INF), True),
+    Edge("rw_read2", "writer.acquire(Fraction(-1, 3))",
+         lambda o, m: o.writer.acquire(timeout=fractions.Fraction(-1, 3)), False),
+    Edge("rw_free", "writer.acquire(None)", lambda o, m: o.writer.acquire(None), True),  # falsy: non-blocking
 ]
 
 

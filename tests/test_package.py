@@ -21,6 +21,7 @@ NAMES = [
     "BrokenBarrierError",
     "Event",
     "Once",
+    "RWMutex",
     "Semaphore",
     "WaitGroup",
     "WeightedSemaphore",

@@ -116,6 +116,23 @@ cdef extern from "cy_barrier.h" nogil:
     bint cy_barrier_broken(cy_barrier *b)
 
 
+cdef extern from "cy_rwmutex.h" nogil:
+    ctypedef struct cy_rw_waiter:
+        pass
+    ctypedef struct cy_rwmutex:
+        pass
+    void cy_rw_init(cy_rwmutex *rw)
+    uint64_t cy_rw_readers(cy_rwmutex *rw)
+    bint cy_rw_writer(cy_rwmutex *rw)
+    bint cy_rw_try_rlock(cy_rwmutex *rw)
+    bint cy_rw_try_lock(cy_rwmutex *rw)
+    int cy_rw_runlock(cy_rwmutex *rw)
+    int cy_rw_unlock(cy_rwmutex *rw)
+    bint cy_rw_enqueue(cy_rwmutex *rw, int writer, cy_rw_waiter *node)
+    const cy_wait_op cy_rw_wait_op
+    uint32_t cy_rw_waiting(cy_rwmutex *rw, int writers)
+
+
 cdef extern from "cy_chan.h" nogil:
     ctypedef struct cy_chan:
         uint32_t cap

@@ -873,6 +873,184 @@ cdef class Barrier:
         return f"{_where(self)}: waiters={cy_barrier_n_waiting(&self.b)}/{self.b.parties}>"
 
 
+# ---------------------------------------------------------------- RWMutex
+
+cdef class _RWCore:
+    """The C lock that an RWMutex and its ``reader`` and ``writer`` share.
+    They hold this, not the RWMutex, so no reference cycle keeps an RWMutex
+    alive until the garbage collector runs."""
+
+    cdef cy_rwmutex m
+
+
+cdef int _rw_wait(_RWCore core, bint writer, int64_t ns, _CtxWait w) except -1:
+    """After the fast path failed: 1 once locked, 0 if the timeout ran out."""
+    cdef cy_rw_waiter node           # our place in the queue, for the whole wait
+    if ns == 0 and (w is None or not w.by_ctx):
+        return 0                     # a poll: never queue
+    if cy_rw_enqueue(&core.m, writer, &node):
+        return 1
+    return _block(&cy_rw_wait_op, &core.m, <uintptr_t>&node, ns, w) == CY_OK
+
+
+cdef object _rw_lock(_RWCore core, bint writer, object timeout, object ctx):
+    cdef int64_t ns = _timeout_ns(timeout)
+    cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
+    if cy_rw_try_lock(&core.m) if writer else cy_rw_try_rlock(&core.m):
+        return True
+    return _rw_wait(core, writer, ns, w) != 0
+
+
+cdef object _rw_acquire(_RWCore core, bint writer, object blocking, object timeout):
+    """The ``acquire(blocking, timeout)`` of ``rw.reader`` and ``rw.writer``."""
+    if not blocking:
+        if timeout is not None:
+            raise ValueError(_R.NONBLOCKING_TIMEOUT)
+        return cy_rw_try_lock(&core.m) if writer else cy_rw_try_rlock(&core.m)
+    return _rw_lock(core, writer, timeout, None)
+
+
+cdef inline int _rw_runlock(_RWCore core) except -1:
+    if cy_rw_runlock(&core.m) != 0:
+        raise RuntimeError(_R.RW_RUNLOCK)
+    return 0
+
+
+cdef inline int _rw_unlock(_RWCore core) except -1:
+    if cy_rw_unlock(&core.m) != 0:
+        raise RuntimeError(_R.RW_UNLOCK)
+    return 0
+
+
+cdef str _rw_state(_RWCore core):
+    cdef uint32_t nr = cy_rw_waiting(&core.m, 0)
+    cdef uint32_t nw = cy_rw_waiting(&core.m, 1)
+    return (f"readers={cy_rw_readers(&core.m)}, writer={bool(cy_rw_writer(&core.m))},"
+            f" waiters={nr + nw}, writers waiting={nw}")
+
+
+cdef class _RWReader:
+    """``rw.reader``: the read side of an RWMutex as a lock-like object."""
+
+    cdef _RWCore c
+
+    def acquire(self, blocking=True, timeout=None):
+        """``rw.rlock(timeout)``; with ``blocking=False``, ``rw.try_rlock()``."""
+        return _rw_acquire(self.c, False, blocking, timeout)
+
+    def release(self):
+        """``rw.runlock()``."""
+        _rw_runlock(self.c)
+
+    def __enter__(self):
+        if cy_rw_try_rlock(&self.c.m):
+            return True
+        return _rw_wait(self.c, False, -1, None) != 0
+
+    def __exit__(self, t, v, tb):
+        _rw_runlock(self.c)
+
+    def __repr__(self):
+        return f"{_where(self)}: {_rw_state(self.c)}>"
+
+
+cdef class _RWWriter:
+    """``rw.writer``: the write side of an RWMutex as a lock-like object."""
+
+    cdef _RWCore c
+
+    def acquire(self, blocking=True, timeout=None):
+        """``rw.lock(timeout)``; with ``blocking=False``, ``rw.try_lock()``."""
+        return _rw_acquire(self.c, True, blocking, timeout)
+
+    def release(self):
+        """``rw.unlock()``."""
+        _rw_unlock(self.c)
+
+    def __enter__(self):
+        if cy_rw_try_lock(&self.c.m):
+            return True
+        return _rw_wait(self.c, True, -1, None) != 0
+
+    def __exit__(self, t, v, tb):
+        _rw_unlock(self.c)
+
+    def __repr__(self):
+        return f"{_where(self)}: {_rw_state(self.c)}>"
+
+
+cdef class RWMutex:
+    """Go's sync.RWMutex with a C core: many readers or one writer; the fast
+    paths are one atomic operation each."""
+
+    cdef _RWCore c
+    cdef _RWReader _reader
+    cdef _RWWriter _writer
+    cdef object __weakref__
+
+    def __cinit__(self):
+        self.c = _RWCore.__new__(_RWCore)
+        cy_rw_init(&self.c.m)
+        # Made now, not on first use: `with rw.reader:` then reads a field
+        # that never changes, with no lock even on free-threaded builds.
+        self._reader = _RWReader.__new__(_RWReader)
+        self._reader.c = self.c
+        self._writer = _RWWriter.__new__(_RWWriter)
+        self._writer.c = self.c
+
+    def __init__(self):
+        pass                        # rejects arguments
+
+    def lock(self, timeout=None, *, ctx=None):
+        """Lock for writing: wait (at most ``timeout`` seconds) until no
+        reader or writer holds the lock.  With ``ctx``, raises the context's
+        error if it ends first."""
+        cdef int64_t ns = _timeout_ns(timeout)
+        cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
+        if cy_rw_try_lock(&self.c.m):
+            return True
+        return _rw_wait(self.c, True, ns, w) != 0
+
+    def unlock(self):
+        """Unlock for writing; RuntimeError if no writer holds the lock."""
+        _rw_unlock(self.c)
+
+    def rlock(self, timeout=None, *, ctx=None):
+        """Lock for reading: wait (at most ``timeout`` seconds) while a writer
+        holds the lock or waits for it.  With ``ctx``, raises the context's
+        error if it ends first."""
+        cdef int64_t ns = _timeout_ns(timeout)
+        cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
+        if cy_rw_try_rlock(&self.c.m):
+            return True
+        return _rw_wait(self.c, False, ns, w) != 0
+
+    def runlock(self):
+        """Undo one rlock(); RuntimeError if no reader holds the lock."""
+        _rw_runlock(self.c)
+
+    def try_lock(self):
+        """Lock for writing only if nobody holds the lock or waits for it."""
+        return cy_rw_try_lock(&self.c.m)
+
+    def try_rlock(self):
+        """Lock for reading only if no writer holds the lock or waits for it."""
+        return cy_rw_try_rlock(&self.c.m)
+
+    @property
+    def reader(self):
+        """The read side as a lock-like object (the same one every time)."""
+        return self._reader
+
+    @property
+    def writer(self):
+        """The write side as a lock-like object (the same one every time)."""
+        return self._writer
+
+    def __repr__(self):
+        return f"{_where(self)}: {_rw_state(self.c)}>"
+
+
 # ---------------------------------------------------------------- defer
 
 cdef extern from "_cysync_capi.h":
@@ -1534,6 +1712,6 @@ ErrGroup = _make_errgroup(_types.SimpleNamespace(WaitGroup=WaitGroup, Semaphore=
 # The public classes present themselves as cysync's (reprs read
 # "<cysync.Semaphore at ...>", as lock_tests' regexes expect), like the pure twins.
 for _cls in (WaitGroup, Once, once_func, once_value, Semaphore, BoundedSemaphore,
-             WeightedSemaphore, Event, Barrier, Chan, Queue):
+             WeightedSemaphore, Event, Barrier, RWMutex, Chan, Queue):
     cysync_type_rename(_cls)
 del _cls

@@ -27,6 +27,7 @@ PUBLIC_NAMES = (
     "Event",
     "Once",
     "Queue",
+    "RWMutex",
     "Semaphore",
     "ShutDown",
     "WaitGroup",
@@ -104,6 +105,9 @@ WSEM_OVER_RELEASE = "semaphore: released more than held"
 
 BARRIER_PARTIES = "parties must be > 0"
 BARRIER_PARTIES_TOO_LARGE = "parties too large"
+
+RW_UNLOCK = "unlock of unlocked RWMutex"
+RW_RUNLOCK = "runlock of unlocked RWMutex"
 
 CHAN_CAP_NEGATIVE = "cap must be >= 0"
 CHAN_CAP_TOO_LARGE = "cap too large"

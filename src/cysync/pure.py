@@ -949,6 +949,280 @@ class Barrier:
         return self._state == _BROKEN
 
 
+# --- RWMutex (Go's sync.RWMutex) ----------------------------------------------
+
+
+class _RWWaiter:
+    """One blocked lock() or rlock(): what it waits for, and its own Condition."""
+
+    __slots__ = ("writer", "granted", "cond")
+
+    def __init__(self, writer: bool, lock: threading.Lock) -> None:
+        self.writer = writer
+        # Set, under the lock, by whoever hands the lock to this waiter.
+        self.granted = False
+        # Shares the RWMutex's lock, so a waker can notify exactly this waiter.
+        self.cond = threading.Condition(lock)
+
+
+class _RWCore:
+    """The state an RWMutex and its ``reader`` and ``writer`` sides share.
+
+    The sides hold this, not the RWMutex, so no reference cycle keeps an
+    RWMutex alive until the garbage collector runs. The rules are the C
+    core's (``cext/cy_rwmutex.h``): waiters queue in two FIFO queues; a
+    reader comes in unless a writer holds the lock or waits for it; a
+    writer's unlock admits every queued reader before the next writer; the
+    last reader out hands the lock to the first queued writer; a writer
+    that gives up, if it was the last one waiting, lets the readers it held
+    back in.
+    """
+
+    __slots__ = ("lock", "readers", "writer", "rq", "wq")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.readers = 0  # readers holding the lock
+        self.writer = False  # a writer holds it
+        self.rq: collections.deque[_RWWaiter] = collections.deque()  # readers waiting
+        self.wq: collections.deque[_RWWaiter] = collections.deque()  # writers waiting
+
+    def state(self) -> str:
+        return (f"readers={self.readers}, writer={self.writer},"
+                f" waiters={len(self.rq) + len(self.wq)}, writers waiting={len(self.wq)}")
+
+    # Both _can and _enter run with self.lock held.
+
+    def _can(self, writer: bool) -> bool:
+        if writer:
+            return not self.writer and self.readers == 0 and not self.wq
+        return not self.writer and not self.wq  # a waiting writer blocks new readers
+
+    def _enter(self, writer: bool) -> None:
+        if writer:
+            self.writer = True
+        else:
+            self.readers += 1
+
+    def try_take(self, writer: bool) -> bool:
+        with self.lock:
+            if self._can(writer):
+                self._enter(writer)
+                return True
+            return False
+
+    def take(self, writer: bool, timeout: float | None, ctx: Context | None) -> bool:
+        seconds = _check_timeout(timeout)
+        deadline = None if seconds is None else _monotonic() + seconds
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        with self.lock:
+            if self._can(writer):
+                self._enter(writer)
+                return True
+            if seconds == 0 and (cw is None or not cw.by_ctx):
+                return False  # a poll: never queue
+            waiter = _RWWaiter(writer, self.lock)
+            try:
+                (self.wq if writer else self.rq).append(waiter)
+                while not waiter.granted:
+                    if not _wait(waiter.cond, deadline, cw):
+                        break
+            except BaseException:
+                # Interrupted (a signal handler raised, or the context ended):
+                # leave no trace, giving the lock back if it was granted meanwhile.
+                self._leave(waiter)
+                raise
+            finally:
+                if cw is not None:
+                    cw.close()
+            if waiter.granted:
+                # Possibly at the very moment the timeout expired: ours anyway.
+                return True
+            self._leave(waiter)
+            return False
+
+    def unlock(self) -> None:
+        with self.lock:
+            if not self.writer:
+                raise RuntimeError(_R.RW_UNLOCK)
+            self.writer = False
+            self._dispatch(prefer_readers=True)
+
+    def runlock(self) -> None:
+        with self.lock:
+            if self.readers == 0:
+                raise RuntimeError(_R.RW_RUNLOCK)
+            self.readers -= 1
+            self._dispatch(prefer_readers=False)
+
+    # Both helpers run with self.lock held.
+
+    def _dispatch(self, prefer_readers: bool) -> None:
+        # Hand the lock to whoever may have it now. `prefer_readers`: a writer
+        # has just unlocked, and the readers that queued meanwhile go first.
+        if self.writer:
+            return
+        if self.rq and (prefer_readers or not self.wq):
+            self.readers += len(self.rq)
+            for waiter in self.rq:
+                waiter.granted = True
+                waiter.cond.notify()
+            self.rq.clear()
+        elif self.wq and self.readers == 0:
+            waiter = self.wq.popleft()
+            self.writer = True
+            waiter.granted = True
+            waiter.cond.notify()
+
+    def _leave(self, waiter: _RWWaiter) -> None:
+        # A waiter gives up (timeout or exception).
+        if waiter.granted:
+            # Granted too late to be used: give the lock back, on to the next.
+            if waiter.writer:
+                self.writer = False
+                self._dispatch(prefer_readers=True)
+            else:
+                self.readers -= 1
+                self._dispatch(prefer_readers=False)
+            return
+        queue = self.wq if waiter.writer else self.rq
+        if waiter in queue:  # not if interrupted before it queued
+            queue.remove(waiter)
+        # The last writer waiting gives up: the readers it held back go in.
+        self._dispatch(prefer_readers=False)
+
+
+class _RWSide:
+    """``rw.reader`` / ``rw.writer``: one side of an RWMutex as a lock-like
+    object, for ``with`` and for code that expects ``acquire``/``release``."""
+
+    __slots__ = ("_core",)
+    _WRITER = False
+
+    def __init__(self, core: _RWCore) -> None:
+        self._core = core
+
+    def __repr__(self) -> str:
+        return _repr(self, self._core.state())
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Lock this side (at most ``timeout`` seconds); with ``blocking=False``
+        only if it is free now. Returns True, or False if it was not taken."""
+        if not blocking:
+            if timeout is not None:
+                raise ValueError(_R.NONBLOCKING_TIMEOUT)
+            return self._core.try_take(self._WRITER)
+        return self._core.take(self._WRITER, timeout, None)
+
+    def release(self) -> None:
+        """Unlock this side; RuntimeError if it is not locked."""
+        if self._WRITER:
+            self._core.unlock()
+        else:
+            self._core.runlock()
+
+    def __enter__(self) -> bool:
+        return self._core.take(self._WRITER, None, None)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class _RWReader(_RWSide):
+    """``rw.reader``: ``acquire`` is ``rw.rlock``, ``release`` is ``rw.runlock``."""
+
+    __slots__ = ()
+    _WRITER = False
+
+
+class _RWWriter(_RWSide):
+    """``rw.writer``: ``acquire`` is ``rw.lock``, ``release`` is ``rw.unlock``."""
+
+    __slots__ = ()
+    _WRITER = True
+
+
+class RWMutex:
+    """Go's sync.RWMutex: many readers or one writer.
+
+    - A writer waiting blocks new readers, so writers are never starved;
+      the readers waiting when a writer unlocks all get in before the next
+      writer.
+    - Not owned by a thread: any thread may unlock it, as in Go.
+    - Unlocking what is not locked (``unlock()`` with no writer,
+      ``runlock()`` with no reader) raises RuntimeError and changes nothing.
+    - ``rw.reader`` and ``rw.writer`` are lock-like objects for ``with``
+      and for code that expects ``acquire``/``release``.
+
+    Example:
+        ```python
+        rw = cysync.RWMutex()
+        with rw.reader:          # many threads at once
+            value = table[key]
+        with rw.writer:          # one thread, no reader
+            table[key] = value
+        ```
+    """
+
+    def __init__(self) -> None:
+        self._core = core = _RWCore()
+        self._reader = _RWReader(core)
+        self._writer = _RWWriter(core)
+
+    def __repr__(self) -> str:
+        return _repr(self, self._core.state())
+
+    def lock(self, timeout: float | None = None, *, ctx: Context | None = None) -> bool:
+        """Lock for writing: wait until no reader or writer holds the lock.
+
+        Returns True, or False if `timeout` expired first. With `ctx`,
+        raises the context's error if it has ended or ends first.
+        """
+        return self._core.take(True, timeout, ctx)
+
+    def unlock(self) -> None:
+        """Unlock for writing; RuntimeError if no writer holds the lock.
+        The readers waiting go first."""
+        self._core.unlock()
+
+    def rlock(self, timeout: float | None = None, *, ctx: Context | None = None) -> bool:
+        """Lock for reading: wait while a writer holds the lock or waits for it.
+
+        Returns True, or False if `timeout` expired first. With `ctx`,
+        raises the context's error if it has ended or ends first.
+        """
+        return self._core.take(False, timeout, ctx)
+
+    def runlock(self) -> None:
+        """Undo one rlock(); RuntimeError if no reader holds the lock."""
+        self._core.runlock()
+
+    def try_lock(self) -> bool:
+        """Lock for writing only if nobody holds the lock or waits for it."""
+        return self._core.try_take(True)
+
+    def try_rlock(self) -> bool:
+        """Lock for reading only if no writer holds the lock or waits for it."""
+        return self._core.try_take(False)
+
+    @property
+    def reader(self) -> _RWReader:
+        """The read side as a lock-like object (the same one every time)."""
+        return self._reader
+
+    @property
+    def writer(self) -> _RWWriter:
+        """The write side as a lock-like object (the same one every time)."""
+        return self._writer
+
+
 # --- Chan, select, after (Go channels) ------------------------------------------
 #
 # The model is Go's runtime/chan.go and runtime/select.go (and the C core,
@@ -1945,7 +2219,7 @@ class Queue(Generic[_T]):
 # Subclasses keep their own module, as with threading.
 for _cls in (
     WaitGroup, Once, once_func, once_value, Semaphore, BoundedSemaphore, WeightedSemaphore, Event, Barrier,
-    Chan, Queue,
+    RWMutex, Chan, Queue,
 ):
     _cls.__module__ = "cysync"
 del _cls
