@@ -28,6 +28,7 @@
 #include "cy_mutex.h"
 #include "cy_once.h"
 #include "cy_park.h"
+#include "cy_rwmutex.h"
 #include "cy_sema.h"
 #include "cy_waiter.h"
 #include "cy_waitgroup.h"
@@ -170,6 +171,33 @@ static inline cy_status cyw_wsem_acquire_ctx(cy_wsem *s, int64_t n, int64_t dead
 static inline int cyw_wsem_acquire(cy_wsem *s, int64_t n, int64_t deadline, int poll)
 {
     return cyw_wsem_acquire_ctx(s, n, deadline, poll, NULL) == CY_OK;
+}
+
+/* -------------------------------------------------------------- RWMutex */
+
+/* RWMutex.lock (writer != 0) / rlock(timeout): CY_OK when locked,
+ * CY_TIMEOUT (out of the queue), CY_CANCELLED (the same, and a lock
+ * granted at that moment given back).  poll != 0 is timeout=0 (no
+ * queueing). */
+static inline cy_status cyw_rw_lock_ctx(cy_rwmutex *rw, int writer, int64_t deadline, int poll, cy_cancel *c)
+{
+    if (writer ? cy_rw_try_lock(rw) : cy_rw_try_rlock(rw))
+        return CY_OK;
+    if (poll)
+        return CY_TIMEOUT;
+    cy_rw_waiter node; /* our place in the queue, for the whole wait */
+    if (cy_rw_enqueue(rw, writer, &node))
+        return CY_OK;
+    int r = cy_wait(&cy_rw_wait_op, rw, (uintptr_t)&node, deadline, c, NULL, NULL);
+    /* granted at the last instant: keep the lock */
+    if (r == CY_TIMEOUT && cy_rw_wait_op.leave(rw, (uintptr_t)&node, 1))
+        r = CY_OK;
+    return (cy_status)r;
+}
+
+static inline cy_status cyw_rw_lock(cy_rwmutex *rw, int writer, int64_t deadline)
+{
+    return cyw_rw_lock_ctx(rw, writer, deadline, 0, NULL);
 }
 
 /* -------------------------------------------------------------- Barrier */

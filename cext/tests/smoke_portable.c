@@ -13,6 +13,7 @@
 #include "cy_mutex.h"
 #include "cy_once.h"
 #include "cy_park.h"
+#include "cy_rwmutex.h"
 #include "cy_sema.h"
 #include "cy_waitgroup.h"
 #include "cy_waiter.h"
@@ -103,6 +104,24 @@ int main(void)
     EXPECT(cy_wsem_release(&ws, 3) == 0);
     EXPECT(cy_wsem_held(&ws) == 0);
 
+    cy_rwmutex rw;
+    cy_rw_waiter rn, wn;
+    cy_rw_init(&rw);
+    EXPECT(cy_rw_try_rlock(&rw) && cy_rw_try_rlock(&rw) && !cy_rw_try_lock(&rw));
+    EXPECT(cy_rw_unlock(&rw) == -1 && cy_rw_readers(&rw) == 2);
+    EXPECT(cy_rw_enqueue(&rw, 1, &wn) == 0);
+    EXPECT(!cy_rw_try_rlock(&rw)); /* a waiting writer blocks new readers */
+    TIMES_OUT(cy_wait(&cy_rw_wait_op, &rw, (uintptr_t)&wn, cy_deadline_after(1000000), NULL, NULL, NULL));
+    EXPECT(cy_rw_wait_op.leave(&rw, (uintptr_t)&wn, 1) == 0);
+    EXPECT(cy_rw_waiting(&rw, 1) == 0 && cy_rw_try_rlock(&rw));
+    EXPECT(cy_rw_enqueue(&rw, 1, &wn) == 0);
+    EXPECT(cy_rw_runlock(&rw) == 0 && cy_rw_runlock(&rw) == 0 && cy_rw_runlock(&rw) == 0);
+    EXPECT(cy_wait(&cy_rw_wait_op, &rw, (uintptr_t)&wn, cy_deadline_after(0), NULL, NULL, NULL) == CY_OK);
+    EXPECT(cy_rw_enqueue(&rw, 0, &rn) == 0);
+    EXPECT(cy_rw_unlock(&rw) == 0 && cy_rw_readers(&rw) == 1); /* the reader waiting goes in */
+    EXPECT(cy_wait(&cy_rw_wait_op, &rw, (uintptr_t)&rn, cy_deadline_after(0), NULL, NULL, NULL) == CY_OK);
+    EXPECT(cy_rw_runlock(&rw) == 0 && cy_rw_runlock(&rw) == -1);
+
     /* tokens: a wait on the token alone, then every primitive's op with a
      * fired token (a wait that needs no sleep still succeeds) */
     cy_cancel c;
@@ -128,6 +147,11 @@ int main(void)
            CY_CANCELLED);
     EXPECT(cy_wsem_waiters(&ws) == 0); /* a cancelled waiter has left the queue */
     EXPECT(cy_wsem_release(&ws, 4) == 0);
+    EXPECT(cy_rw_try_lock(&rw));
+    EXPECT(cy_rw_enqueue(&rw, 0, &rn) == 0);
+    EXPECT(cy_wait(&cy_rw_wait_op, &rw, (uintptr_t)&rn, cy_deadline_after(1000000000), &c, NULL, NULL) ==
+           CY_CANCELLED);
+    EXPECT(cy_rw_waiting(&rw, 0) == 0 && cy_rw_unlock(&rw) == 0);
     EXPECT(cy_list_empty(&c.waiters));
 
     cy_barrier b;

@@ -7,29 +7,20 @@
  * critical section checks the exclusion rules.
  *
  * The waits are driven by cy_wait() with cy_rw_wait_op, as _block() in
- * src/cysync/_cysync.pyx drives them (fast path, enqueue, wait, leave). */
+ * src/cysync/_cysync.pyx drives them (cywait.h: fast path, enqueue, wait,
+ * leave). */
 #include "cytest.h"
-#include "cy_rwmutex.h"
+#include "cywait.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 static uint64_t state(cy_rwmutex *rw) { return atomic_load(&rw->state); }
 
-/* rlock (writer == 0) or lock: the Cython layer's sequence.  CY_OK,
- * CY_TIMEOUT or CY_CANCELLED; a timeout served at that very instant keeps
- * the lock, as _block does. */
+/* rlock (writer == 0) or lock, as the Cython layer takes it (cywait.h). */
 static int rw_take(cy_rwmutex *rw, int writer, int64_t deadline, cy_cancel *c)
 {
-    if (writer ? cy_rw_try_lock(rw) : cy_rw_try_rlock(rw))
-        return CY_OK;
-    cy_rw_waiter node;
-    if (cy_rw_enqueue(rw, writer, &node))
-        return CY_OK;
-    int r = cy_wait(&cy_rw_wait_op, rw, (uintptr_t)&node, deadline, c, NULL, NULL);
-    if (r == CY_TIMEOUT && cy_rw_leave(rw, &node, 1))
-        return CY_OK;
-    return r;
+    return cyw_rw_lock_ctx(rw, writer, deadline, 0, c);
 }
 
 static void rw_give(cy_rwmutex *rw, int writer)
