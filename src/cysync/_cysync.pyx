@@ -1005,11 +1005,13 @@ cdef class RWMutex:
         """Lock for writing: wait (at most ``timeout`` seconds) until no
         reader or writer holds the lock.  With ``ctx``, raises the context's
         error if it ends first."""
-        cdef int64_t ns = _timeout_ns(timeout)
-        cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
+        cdef int64_t ns
+        if ctx is not None:
+            return _rw_lock(self.c, True, timeout, ctx)
+        ns = _timeout_ns(timeout)
         if cy_rw_try_lock(&self.c.m):
             return True
-        return _rw_wait(self.c, True, ns, w) != 0
+        return _rw_wait(self.c, True, ns, None) != 0
 
     def unlock(self):
         """Unlock for writing; RuntimeError if no writer holds the lock."""
@@ -1019,11 +1021,13 @@ cdef class RWMutex:
         """Lock for reading: wait (at most ``timeout`` seconds) while a writer
         holds the lock or waits for it.  With ``ctx``, raises the context's
         error if it ends first."""
-        cdef int64_t ns = _timeout_ns(timeout)
-        cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
+        cdef int64_t ns
+        if ctx is not None:
+            return _rw_lock(self.c, False, timeout, ctx)
+        ns = _timeout_ns(timeout)
         if cy_rw_try_rlock(&self.c.m):
             return True
-        return _rw_wait(self.c, False, ns, w) != 0
+        return _rw_wait(self.c, False, ns, None) != 0
 
     def runlock(self):
         """Undo one rlock(); RuntimeError if no reader holds the lock."""
