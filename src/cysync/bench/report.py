@@ -179,7 +179,7 @@ def have_matplotlib() -> bool:
 
 #: One colour per implementation, the same in every panel.
 COLOURS = {"floor": "tab:gray", "c": "tab:blue", "py": "tab:orange", "stdlib": "tab:green",
-           "pygolang": "tab:red"}
+           "pygolang": "tab:red", "readerwriterlock": "tab:purple"}
 #: Lines over thread counts: one style per row name within a panel.
 LINE_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))
 

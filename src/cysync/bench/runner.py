@@ -56,14 +56,16 @@ class BenchError(Exception):
 # --- implementations ----------------------------------------------------------
 
 #: Every implementation name the CLI accepts, in display order.
-IMPL_NAMES = ("c", "py", "stdlib", "pygolang")
-#: What runs when --impl is not given (plus pygolang when it is installed).
+IMPL_NAMES = ("c", "py", "stdlib", "pygolang", "readerwriterlock")
+#: What runs when --impl is not given (plus the optional peers that are installed).
 DEFAULT_IMPLS = ("c", "py", "stdlib")
+#: Peers measured when installed: pip package names, as the notes name them.
+OPTIONAL_IMPLS = ("pygolang", "readerwriterlock")
 
 _PUBLIC = (
     "WaitGroup", "Once", "once_func", "once_value", "Semaphore", "BoundedSemaphore",
     "WeightedSemaphore", "Event", "Barrier", "ErrGroup", "deferrable", "defer",
-    "Chan", "ChanClosed", "select", "after", "Queue",
+    "Chan", "ChanClosed", "select", "after", "Queue", "RWMutex",
 )
 
 
@@ -128,7 +130,18 @@ def _load_pygolang() -> Impl:
     return Impl("pygolang", "pygolang (golang.sync, golang.chan)", classes)
 
 
-_LOADERS = {"c": _load_c, "py": _load_py, "stdlib": _load_stdlib, "pygolang": _load_pygolang}
+def _load_readerwriterlock() -> Impl:
+    # The pip package readerwriterlock: RWLockWrite prefers writers, as Go's
+    # RWMutex does (it is what the "RWMutex" rows measure); RWLockFair has
+    # rows of its own. Its locks are objects made once per lock and side
+    # (gen_rlock(), gen_wlock()), each with acquire()/release().
+    rwlock = importlib.import_module("readerwriterlock.rwlock")
+    return Impl("readerwriterlock", "readerwriterlock (RWLockWrite, RWLockFair)",
+                {"RWMutex": rwlock.RWLockWrite, "RWLockFair": rwlock.RWLockFair})
+
+
+_LOADERS = {"c": _load_c, "py": _load_py, "stdlib": _load_stdlib, "pygolang": _load_pygolang,
+            "readerwriterlock": _load_readerwriterlock}
 
 #: Pseudo-implementation of the floors (empty loop, threading.Lock).
 FLOOR = Impl("floor", "floors measured in the same run", {})
@@ -141,7 +154,7 @@ def load_impls(names: Sequence[str] | None) -> tuple[list[Impl], list[str]]:
     (silently absent otherwise).
     """
     explicit = names is not None
-    wanted = list(names) if names is not None else [*DEFAULT_IMPLS, "pygolang"]
+    wanted = list(names) if names is not None else [*DEFAULT_IMPLS, *OPTIONAL_IMPLS]
     impls, notes = [], []
     for name in wanted:
         try:
@@ -153,7 +166,7 @@ def load_impls(names: Sequence[str] | None) -> tuple[list[Impl], list[str]]:
                 notes.append(f"skipping c: cysync._cysync is not importable ({exc}); "
                              "build it with: python setup.py build_ext --inplace")
             elif explicit:
-                notes.append(f"skipping pygolang: it cannot be imported ({exc}): pip install pygolang")
+                notes.append(f"skipping {name}: it cannot be imported ({exc}): pip install {name}")
     return impls, notes
 
 

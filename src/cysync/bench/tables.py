@@ -18,7 +18,7 @@ from typing import Any
 from .runner import IMPL_NAMES, Result
 
 #: Units where a bigger figure is better; for all others smaller is better.
-RATE_UNITS = {"QPS", "tasks/s", "items/s", "records/s"}
+RATE_UNITS = {"QPS", "tasks/s", "items/s", "records/s", "ops/s"}
 
 
 # --- numbers ------------------------------------------------------------------

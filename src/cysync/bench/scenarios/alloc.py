@@ -44,6 +44,7 @@ SIZED: list[tuple[str, Callable[[Impl], Any]]] = [
     ("WeightedSemaphore", lambda m: m.WeightedSemaphore(1)),
     ("Event", lambda m: m.Event()),
     ("Barrier", lambda m: m.Barrier(2)),
+    ("RWMutex", lambda m: m.RWMutex()),
 ]
 
 _SHARED = (type, types.ModuleType, types.FunctionType, types.CodeType, str, bytes,

@@ -35,12 +35,20 @@ def _nothing() -> None:
 
 @dataclass(frozen=True)
 class Op:
-    """One operation: ``stmt`` run with the objects ``setup(impl)`` returns."""
+    """One operation: ``stmt`` run with the objects ``setup(impl)`` returns.
+
+    A peer whose API is spelled differently has its own statement in
+    ``peer_stmts`` (by implementation name), doing the same work.
+    """
 
     name: str
     needs: tuple[str, ...]                   # classes the implementation must have
     setup: Callable[[Impl], dict[str, Any]]  # objects, already in their fast-path state
     stmt: str
+    peer_stmts: tuple[tuple[str, str], ...] = ()
+
+    def stmt_for(self, impl: Impl) -> str:
+        return dict(self.peer_stmts).get(impl.name, self.stmt)
 
 
 def _wg(m: Impl) -> dict[str, Any]:
@@ -103,9 +111,29 @@ def _handlers(m: Impl) -> dict[str, Any]:
     return {"tf": ns["tf"], "df": ns["df"]}
 
 
+def _rw(m: Impl) -> dict[str, Any]:
+    rw = m.RWMutex()
+    if m.name == "readerwriterlock":  # RWLockWrite: its sides are made once
+        return {"r": rw.gen_rlock(), "w": rw.gen_wlock()}
+    return {"rw": rw}
+
+
+def _rw_fair(m: Impl) -> dict[str, Any]:
+    rw = m.RWLockFair()
+    return {"r": rw.gen_rlock(), "w": rw.gen_wlock()}
+
+
+#: readerwriterlock's spelling of the same work.
+_RWLOCK_READ = (("readerwriterlock", "r.acquire(); r.release()"),)
+_RWLOCK_WRITE = (("readerwriterlock", "w.acquire(); w.release()"),)
+
+
 def _lock(m: Impl) -> dict[str, Any]:
     return {"lk": threading.Lock()}
 
+
+RW_READ = "RWMutex rlock()+runlock()"
+RW_WRITE = "RWMutex lock()+unlock()"
 
 EMPTY = "empty loop"
 F_NAME = "F: Lock().locked()"
@@ -138,12 +166,19 @@ OPS = [
     Op("Event set()+clear()", ("Event",), _event_clear, "ev.set(); ev.clear()"),
     Op("Event wait() when set", ("Event",), _event_set, "ev.wait()"),
     Op("Barrier(1).wait()", ("Barrier",), _barrier1, "b.wait()"),
+    Op(RW_READ, ("RWMutex",), _rw, "rw.rlock(); rw.runlock()", _RWLOCK_READ),
+    Op(RW_WRITE, ("RWMutex",), _rw, "rw.lock(); rw.unlock()", _RWLOCK_WRITE),
+    Op("with rw.reader: pass", ("RWMutex",), _rw, "with rw.reader:\n    pass", (
+        ("readerwriterlock", "with r:\n    pass"),)),
+    Op("RWLockFair rlock+runlock", ("RWLockFair",), _rw_fair, "r.acquire(); r.release()"),
+    Op("RWLockFair lock+unlock", ("RWLockFair",), _rw_fair, "w.acquire(); w.release()"),
     Op("fn: wg.add(1), try/finally wg.done()", ("WaitGroup", "deferrable", "defer"), _handlers, "tf()"),
     Op("fn: wg.add(1), defer(wg.done)", ("WaitGroup", "deferrable", "defer"), _handlers, "df()"),
 ]
 
 # Only WaitGroup and Once have a peer in pygolang; its waits take no timeout,
-# which is harmless here: the counter is zero.
+# which is harmless here: the counter is zero. readerwriterlock has the
+# RWMutex rows (RWLockWrite, writer-preferring like Go's) and RWLockFair's.
 _BY_NAME = {op.name: op for op in FLOORS + OPS}
 
 
@@ -157,12 +192,12 @@ def applicable(op: Op, impl: Impl) -> bool:
 
 def make_timer(op: Op, impl: Impl) -> LoopTimer:
     """The compiled loop of ``op`` for ``impl``: ``timer(n)`` -> ns for n * UNROLL ops."""
-    return LoopTimer(op.stmt, op.setup(impl))
+    return LoopTimer(op.stmt_for(impl), op.setup(impl))
 
 
 def make_callable(op: Op, impl: Impl) -> Callable[[], None]:
     """One call of ``op`` for ``impl`` (for tracemalloc and pytest-benchmark)."""
-    return compile_call(op.stmt, op.setup(impl))
+    return compile_call(op.stmt_for(impl), op.setup(impl))
 
 
 def time_loops(scenario: str, cases: list[tuple[str, Impl, LoopTimer]], s: Settings) -> list[Result]:
@@ -222,6 +257,12 @@ TARGETS = [
            ("WeightedSemaphore acquire(1)+release(1)", "c"), (F_NAME, "floor"), 6),
     Target("Event is_set(), c / F", NAME, ("Event is_set()", "c"), (F_NAME, "floor"), 1.5),
     Target("Event set()+clear(), c / F", NAME, ("Event set()+clear()", "c"), (F_NAME, "floor"), 4),
+    Target("RWMutex rlock()+runlock(), c / F", NAME, (RW_READ, "c"), (F_NAME, "floor"), 4),
+    Target("RWMutex lock()+unlock(), c / F", NAME, (RW_WRITE, "c"), (F_NAME, "floor"), 4),
+    Target("RWMutex rlock()+runlock(), readerwriterlock / c", NAME, (RW_READ, "readerwriterlock"),
+           (RW_READ, "c"), 10, "ge"),
+    Target("RWMutex lock()+unlock(), readerwriterlock / c", NAME, (RW_WRITE, "readerwriterlock"),
+           (RW_WRITE, "c"), 10, "ge"),
     Target("@deferrable fn with defer(wg.done), c / try/finally", NAME,
            ("fn: wg.add(1), defer(wg.done)", "c"), ("fn: wg.add(1), try/finally wg.done()", "c"), 4),
 ]
@@ -240,5 +281,8 @@ def render(idx: Index, markdown: bool) -> list[str]:
         notes += f"; the timing loop's own cost ({fmt(empty.median) if empty else '?'} ns/op) is subtracted."
     if idx.get(NAME, "once_value() when done", "stdlib"):
         notes += " stdlib once_value = a functools.cache'd function."
+    if idx.get(NAME, RW_READ, "readerwriterlock"):
+        notes += (" readerwriterlock: RWLockWrite's gen_rlock()/gen_wlock() objects,"
+                  " acquire()+release() (the RWLockFair rows: the same on RWLockFair).")
     out.append(notes)
     return with_targets(out, idx, TARGETS, markdown)
