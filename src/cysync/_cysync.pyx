@@ -883,41 +883,46 @@ cdef class _RWCore:
     cdef cy_rwmutex m
 
 
-cdef int _rw_wait(_RWCore core, bint writer, int64_t ns, _CtxWait w) except -1:
+# The helpers take the C lock, not the _RWCore: passing an object would
+# incref and decref it on every call, and on a free-threaded build that is
+# an atomic operation on a count that every thread's call shares.  The
+# caller holds the RWMutex or the side, which holds the core.
+
+cdef int _rw_wait(cy_rwmutex *m, bint writer, int64_t ns, _CtxWait w) except -1:
     """After the fast path failed: 1 once locked, 0 if the timeout ran out."""
     cdef cy_rw_waiter node           # our place in the queue, for the whole wait
     if ns == 0 and (w is None or not w.by_ctx):
         return 0                     # a poll: never queue
-    if cy_rw_enqueue(&core.m, writer, &node):
+    if cy_rw_enqueue(m, writer, &node):
         return 1
-    return _block(&cy_rw_wait_op, &core.m, <uintptr_t>&node, ns, w) == CY_OK
+    return _block(&cy_rw_wait_op, m, <uintptr_t>&node, ns, w) == CY_OK
 
 
-cdef object _rw_lock(_RWCore core, bint writer, object timeout, object ctx):
+cdef object _rw_lock(cy_rwmutex *m, bint writer, object timeout, object ctx):
     cdef int64_t ns = _timeout_ns(timeout)
     cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
-    if cy_rw_try_lock(&core.m) if writer else cy_rw_try_rlock(&core.m):
+    if cy_rw_try_lock(m) if writer else cy_rw_try_rlock(m):
         return True
-    return _rw_wait(core, writer, ns, w) != 0
+    return _rw_wait(m, writer, ns, w) != 0
 
 
-cdef object _rw_acquire(_RWCore core, bint writer, object blocking, object timeout):
+cdef object _rw_acquire(cy_rwmutex *m, bint writer, object blocking, object timeout):
     """The ``acquire(blocking, timeout)`` of ``rw.reader`` and ``rw.writer``."""
     if not blocking:
         if timeout is not None:
             raise ValueError(_R.NONBLOCKING_TIMEOUT)
-        return cy_rw_try_lock(&core.m) if writer else cy_rw_try_rlock(&core.m)
-    return _rw_lock(core, writer, timeout, None)
+        return cy_rw_try_lock(m) if writer else cy_rw_try_rlock(m)
+    return _rw_lock(m, writer, timeout, None)
 
 
-cdef inline int _rw_runlock(_RWCore core) except -1:
-    if cy_rw_runlock(&core.m) != 0:
+cdef inline int _rw_runlock(cy_rwmutex *m) except -1:
+    if cy_rw_runlock(m) != 0:
         raise RuntimeError(_R.RW_RUNLOCK)
     return 0
 
 
-cdef inline int _rw_unlock(_RWCore core) except -1:
-    if cy_rw_unlock(&core.m) != 0:
+cdef inline int _rw_unlock(cy_rwmutex *m) except -1:
+    if cy_rw_unlock(m) != 0:
         raise RuntimeError(_R.RW_UNLOCK)
     return 0
 
@@ -936,19 +941,19 @@ cdef class _RWReader:
 
     def acquire(self, blocking=True, timeout=None):
         """``rw.rlock(timeout)``; with ``blocking=False``, ``rw.try_rlock()``."""
-        return _rw_acquire(self.c, False, blocking, timeout)
+        return _rw_acquire(&self.c.m, False, blocking, timeout)
 
     def release(self):
         """``rw.runlock()``."""
-        _rw_runlock(self.c)
+        _rw_runlock(&self.c.m)
 
     def __enter__(self):
         if cy_rw_try_rlock(&self.c.m):
             return True
-        return _rw_wait(self.c, False, -1, None) != 0
+        return _rw_wait(&self.c.m, False, -1, None) != 0
 
     def __exit__(self, t, v, tb):
-        _rw_runlock(self.c)
+        _rw_runlock(&self.c.m)
 
     def __repr__(self):
         return f"{_where(self)}: {_rw_state(self.c)}>"
@@ -961,19 +966,19 @@ cdef class _RWWriter:
 
     def acquire(self, blocking=True, timeout=None):
         """``rw.lock(timeout)``; with ``blocking=False``, ``rw.try_lock()``."""
-        return _rw_acquire(self.c, True, blocking, timeout)
+        return _rw_acquire(&self.c.m, True, blocking, timeout)
 
     def release(self):
         """``rw.unlock()``."""
-        _rw_unlock(self.c)
+        _rw_unlock(&self.c.m)
 
     def __enter__(self):
         if cy_rw_try_lock(&self.c.m):
             return True
-        return _rw_wait(self.c, True, -1, None) != 0
+        return _rw_wait(&self.c.m, True, -1, None) != 0
 
     def __exit__(self, t, v, tb):
-        _rw_unlock(self.c)
+        _rw_unlock(&self.c.m)
 
     def __repr__(self):
         return f"{_where(self)}: {_rw_state(self.c)}>"
@@ -1007,15 +1012,15 @@ cdef class RWMutex:
         error if it ends first."""
         cdef int64_t ns
         if ctx is not None:
-            return _rw_lock(self.c, True, timeout, ctx)
+            return _rw_lock(&self.c.m, True, timeout, ctx)
         ns = _timeout_ns(timeout)
         if cy_rw_try_lock(&self.c.m):
             return True
-        return _rw_wait(self.c, True, ns, None) != 0
+        return _rw_wait(&self.c.m, True, ns, None) != 0
 
     def unlock(self):
         """Unlock for writing; RuntimeError if no writer holds the lock."""
-        _rw_unlock(self.c)
+        _rw_unlock(&self.c.m)
 
     def rlock(self, timeout=None, *, ctx=None):
         """Lock for reading: wait (at most ``timeout`` seconds) while a writer
@@ -1023,15 +1028,15 @@ cdef class RWMutex:
         error if it ends first."""
         cdef int64_t ns
         if ctx is not None:
-            return _rw_lock(self.c, False, timeout, ctx)
+            return _rw_lock(&self.c.m, False, timeout, ctx)
         ns = _timeout_ns(timeout)
         if cy_rw_try_rlock(&self.c.m):
             return True
-        return _rw_wait(self.c, False, ns, None) != 0
+        return _rw_wait(&self.c.m, False, ns, None) != 0
 
     def runlock(self):
         """Undo one rlock(); RuntimeError if no reader holds the lock."""
-        _rw_runlock(self.c)
+        _rw_runlock(&self.c.m)
 
     def try_lock(self):
         """Lock for writing only if nobody holds the lock or waits for it."""
