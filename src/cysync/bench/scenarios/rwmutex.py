@@ -1,8 +1,9 @@
 """rwmutex: readers of one RWMutex on N threads, operations per second.
 
 Each of N threads runs ``rw.rlock(); rw.runlock()`` in a compiled loop (the
-``ops`` statement, for readerwriterlock its ``r.acquire(); r.release()`` on
-one ``RWLockWrite``), all on the same lock, started together; the figure is
+``ops`` statement; for readerwriterlock ``r.acquire(); r.release()`` with a
+``gen_rlock()`` of its own on one ``RWLockWrite``), all on the same lock,
+started together; the figure is
 the total of all threads per second of wall time, and the last column is
 that against 1 thread. Nobody ever writes, so no reader waits: what limits
 the scaling is the lock's shared state (cysync: one atomic word that every
@@ -36,20 +37,29 @@ def applicable(impl: Impl) -> bool:
     return impl.has("RWMutex")
 
 
+def _namespace(impl: Impl, shared: object) -> dict[str, object]:
+    """What one thread's loop uses: the shared lock, or for readerwriterlock a
+    reader object of its own (they keep per-holder state: one per thread)."""
+    if impl.name == "readerwriterlock":
+        return {"r": shared.gen_rlock()}  # type: ignore[attr-defined]
+    return {"rw": shared}
+
+
 def one_round(impl: Impl, threads: int, n: int, timeout: float) -> float:
     """``threads`` threads, each running the read loop ``n`` times
     (``n * UNROLL`` rlock+runlock pairs) on one lock: pairs per second."""
-    op = ops.op_named(ops.RW_READ)
-    timer = LoopTimer(op.stmt_for(impl), op.setup(impl))  # one lock, every thread
+    stmt = ops.op_named(ops.RW_READ).stmt_for(impl)
+    shared = impl.RWMutex()
+    timers = [LoopTimer(stmt, _namespace(impl, shared)) for _ in range(threads)]
     start = threading.Barrier(threads + 1)
     ends: list[float] = []
 
-    def reader() -> None:
+    def reader(timer: LoopTimer) -> None:
         start.wait(timeout)
         timer(n)
         ends.append(time.perf_counter())
 
-    workers = [Worker(reader, name=f"rwmutex reader {i}") for i in range(threads)]
+    workers = [Worker(reader, timer, name=f"rwmutex reader {i}") for i, timer in enumerate(timers)]
     for w in workers:
         w.start()
     try:
@@ -68,8 +78,7 @@ def run(s: Settings) -> list[Result]:
     results = []
     for impl in impls:
         # One thread's loop count for about `duration` seconds.
-        op = ops.op_named(ops.RW_READ)
-        timer = LoopTimer(op.stmt_for(impl), op.setup(impl))
+        timer = LoopTimer(ops.op_named(ops.RW_READ).stmt_for(impl), _namespace(impl, impl.RWMutex()))
         timer.calibrate(s.duration)
         n = timer.n
         s.step(f"calibrating [{impl.name}]")
