@@ -745,6 +745,128 @@ def test_barrier_model(both):
     run_state_machine_as_test(BarrierModel, settings=SETTINGS)
 
 
+# --- RWMutex -----------------------------------------------------------------------------------------
+
+class RWMutexModel(Twin):
+    """One thread, so nobody ever waits: besides the twins agreeing, the
+    state follows the plain model of readers and a writer."""
+
+    @initialize()
+    def make(self):
+        self.construct(lambda m: m.RWMutex())
+        self.readers = 0
+        self.writer = False
+
+    def state(self, rw):
+        return (plain_repr(rw), plain_repr(rw.reader), plain_repr(rw.writer))
+
+    @invariant()
+    def follows_the_model(self):
+        if self.c is not None:
+            expect = f"readers={self.readers}, writer={self.writer}, waiters=0, writers waiting=0>"
+            assert plain_repr(self.c).endswith(expect), (plain_repr(self.c), expect)
+
+    def _took(self, writer, result):
+        if result[:2] == ("ok", True):
+            if writer:
+                self.writer = True
+            else:
+                self.readers += 1
+
+    def _gave(self, writer, result):
+        if result[0] == "ok":
+            if writer:
+                self.writer = False
+            else:
+                self.readers -= 1
+        else:  # only what is not held may fail
+            assert result[1] is RuntimeError
+            assert (not self.writer) if writer else self.readers == 0
+
+    @rule(writer=st.booleans())
+    def try_lock(self, writer):
+        r = self.apply(lambda m, rw: rw.try_lock() if writer else rw.try_rlock())
+        free = not self.writer and (not writer or self.readers == 0)
+        assert r[:2] == ("ok", free)
+        self._took(writer, r)
+
+    @rule(writer=st.booleans(), timeout=st.one_of(POLL_TIMEOUTS, BAD_TIMEOUTS), kw=st.booleans())
+    def lock_poll(self, writer, timeout, kw):
+        def op(m, rw):
+            fn = rw.lock if writer else rw.rlock
+            return fn(timeout=timeout) if kw else fn(timeout)
+        self._took(writer, self.apply(op))
+
+    @precondition(lambda self: not self.writer)
+    @rule(timeout=FOREVER_TIMEOUTS)
+    def rlock_free(self, timeout):
+        r = self.apply(lambda m, rw: rw.rlock(timeout))
+        assert r[:2] == ("ok", True)
+        self._took(False, r)
+
+    @precondition(lambda self: not self.writer and self.readers == 0)
+    @rule(timeout=FOREVER_TIMEOUTS)
+    def lock_free(self, timeout):
+        r = self.apply(lambda m, rw: rw.lock(timeout))
+        assert r[:2] == ("ok", True)
+        self._took(True, r)
+
+    @rule(writer=st.booleans())
+    def unlock(self, writer):
+        self._gave(writer, self.apply(lambda m, rw: rw.unlock() if writer else rw.runlock()))
+
+    @rule(writer=st.booleans(), blocking=st.sampled_from([False, 0, None, ""]),
+          timeout=st.one_of(st.none(), POLL_TIMEOUTS))
+    def side_acquire_nonblocking(self, writer, blocking, timeout):
+        r = self.apply(lambda m, rw: (rw.writer if writer else rw.reader).acquire(blocking, timeout))
+        if timeout is not None:
+            assert r[:2] == ("raise", ValueError)
+        self._took(writer, r)
+
+    @rule(writer=st.booleans(), timeout=st.one_of(POLL_TIMEOUTS, BAD_TIMEOUTS))
+    def side_acquire_poll(self, writer, timeout):
+        self._took(writer, self.apply(lambda m, rw: (rw.writer if writer else rw.reader).acquire(True, timeout)))
+
+    @rule(writer=st.booleans())
+    def side_release(self, writer):
+        self._gave(writer, self.apply(lambda m, rw: (rw.writer if writer else rw.reader).release()))
+
+    @precondition(lambda self: not self.writer)
+    @rule(writer=st.booleans())
+    def with_side(self, writer):
+        if writer and self.readers:
+            return  # would block
+        def op(m, rw):
+            with rw.writer if writer else rw.reader:
+                return plain_repr(rw).split(": ", 1)[1]
+        self.apply(op)
+
+    @rule(ctx=st.sampled_from(["ctx", 1, object()]), writer=st.booleans())
+    def bad_ctx(self, ctx, writer):
+        r = self.apply(lambda m, rw: rw.lock(ctx=ctx) if writer else rw.rlock(ctx=ctx))
+        assert r[:2] == ("raise", TypeError)
+
+    @rule(writer=st.booleans())
+    def ended_ctx(self, writer):
+        def op(m, rw):
+            ctx, cancel = m.with_cancel(m.background())
+            cancel()
+            return rw.lock(ctx=ctx) if writer else rw.rlock(ctx=ctx)
+        r = self.apply(op, messages=False)
+        assert r[0] == "raise"
+
+    @rule(attr=st.sampled_from(["reader", "writer"]))
+    def sides_are_read_only(self, attr):
+        def op(m, rw):
+            setattr(rw, attr, None)
+        assert self.apply(op, messages=False)[:2] == ("raise", AttributeError)
+
+
+def test_rwmutex_model(both):
+    RWMutexModel.C, RWMutexModel.P = both
+    run_state_machine_as_test(RWMutexModel, settings=SETTINGS)
+
+
 # --- bugs this model found (fixed), shown one by one ------------------------------------------------------------------
 
 def test_weighted_huge_n_acquire_on_max_size(both):

@@ -559,8 +559,9 @@ def test_writer_works_as_a_condition_lock(impl, tools):
 def test_side_reprs(impl):
     rw = impl.RWMutex()
     rw.rlock()
-    assert repr(rw.reader).endswith(": readers=1, writer=False, waiters=0, writers waiting=0>")
-    assert repr(rw.writer).endswith(": readers=1, writer=False, waiters=0, writers waiting=0>")
+    state = r": readers=1, writer=False, waiters=0, writers waiting=0>$"
+    assert re.match(r"^<cysync\.RWMutex\.reader at 0x[0-9a-fA-F]+" + state, repr(rw.reader)), repr(rw.reader)
+    assert re.match(r"^<cysync\.RWMutex\.writer at 0x[0-9a-fA-F]+" + state, repr(rw.writer)), repr(rw.writer)
     rw.runlock()
 
 

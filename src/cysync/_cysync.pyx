@@ -956,7 +956,7 @@ cdef class _RWReader:
         _rw_runlock(&self.c.m)
 
     def __repr__(self):
-        return f"{_where(self)}: {_rw_state(self.c)}>"
+        return f"<cysync.RWMutex.reader at {id(self):#x}: {_rw_state(self.c)}>"
 
 
 cdef class _RWWriter:
@@ -981,7 +981,7 @@ cdef class _RWWriter:
         _rw_unlock(&self.c.m)
 
     def __repr__(self):
-        return f"{_where(self)}: {_rw_state(self.c)}>"
+        return f"<cysync.RWMutex.writer at {id(self):#x}: {_rw_state(self.c)}>"
 
 
 cdef class RWMutex:

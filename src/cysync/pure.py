@@ -1105,7 +1105,8 @@ class _RWSide:
         self._core = core
 
     def __repr__(self) -> str:
-        return _repr(self, self._core.state())
+        side = "writer" if self._WRITER else "reader"
+        return f"<cysync.RWMutex.{side} at {id(self):#x}: {self._core.state()}>"
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Lock this side (at most ``timeout`` seconds); with ``blocking=False``
