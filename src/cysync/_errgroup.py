@@ -56,6 +56,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from . import debug as _dbg
 from ._context import Context, background, with_cancel
 
 __all__ = ["make_errgroup"]
@@ -257,6 +258,8 @@ class ErrGroupBase:
                         target=self._work, name=f"ErrGroup-worker-{next(_worker_ids)}", daemon=False
                     )
                     self._workers.add(worker)
+                    if _dbg._on:
+                        _dbg._go_thread(worker, "ErrGroup")
         except BaseException:
             if sem is not None:
                 sem.release()
@@ -290,6 +293,8 @@ class ErrGroupBase:
                 return  # sent by wait()
             fn, args, kwargs, sem = task
             task = None
+            if _dbg._on:
+                _dbg._task_begin(self._wg, fn)
             try:
                 fn(*args, **kwargs)
             except BaseException as exc:  # noqa: BLE001 - for wait()
@@ -302,6 +307,8 @@ class ErrGroupBase:
                     self._idle += 1
                 if sem is not None:
                     sem.release()
+                if _dbg._on:
+                    _dbg._task_end()
                 self._wg.done()
 
     def _record(self, exc: BaseException) -> None:

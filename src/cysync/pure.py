@@ -49,6 +49,7 @@ from time import monotonic as _monotonic
 from types import TracebackType
 from typing import Any, Generic, ParamSpec, TypeVar
 
+from . import debug as _dbg
 from ._context import (
     _TIMER,
     Canceled,
@@ -107,6 +108,15 @@ _FOREVER_SECONDS = 2**62 / 1e9
 # Windows); longer waits are done in slices, the deadline being absolute.
 _MAX_WAIT = threading.TIMEOUT_MAX
 
+# cysync.debug's switch (set through _set_debug): when on, WaitGroup.add
+# records its call site and every blocking wait registers itself.
+_debug = False
+
+
+def _set_debug(on: bool) -> None:
+    global _debug
+    _debug = on
+
 
 # --- argument checks and waiting ----------------------------------------------
 
@@ -140,7 +150,9 @@ def _deadline(timeout: float | None) -> float | None:
     return _monotonic() + seconds
 
 
-def _wait(cond: threading.Condition, deadline: float | None, cw: _CtxWait | None = None) -> bool:
+def _wait(
+    cond: threading.Condition, deadline: float | None, cw: _CtxWait | None = None, owner: object = None
+) -> bool:
     """Wait on `cond` (held by the caller) until notified or `deadline`.
 
     Returns False, without waiting, once the deadline has passed; True after a
@@ -151,7 +163,16 @@ def _wait(cond: threading.Condition, deadline: float | None, cw: _CtxWait | None
     the context's error, instead of waiting, once the context has ended. When
     the deadline that passed is the context's, ends the context and returns
     True: the caller looks at its state once more, and the next call raises.
+
+    `owner`: the primitive waited on, for cysync.debug's registry of blocked
+    threads (each blocking method passes ``self``).
     """
+    if _debug and owner is not None:
+        token = _dbg._wait_begin(owner, None if cw is None else cw.ctx)
+        try:
+            return _wait(cond, deadline, cw)
+        finally:
+            _dbg._wait_end(token)
     if cw is not None:
         cw.check(cond)
     if deadline is None:
@@ -281,6 +302,8 @@ class WaitGroup:
                 raise ValueError("negative WaitGroup counter")
             if count > _INT32_MAX:
                 raise OverflowError("WaitGroup counter overflow")
+            if _debug and delta:  # before a waiter can see the new count
+                _dbg._wg_change(self, delta)
             self._count = count
             if count == 0:
                 self._generation += 1
@@ -309,7 +332,7 @@ class WaitGroup:
             generation = self._generation
             try:
                 while self._generation == generation:
-                    if not _wait(self._cond, deadline, cw):
+                    if not _wait(self._cond, deadline, cw, self):
                         return False
                 return True
             finally:
@@ -340,6 +363,8 @@ class WaitGroup:
         self.add(1)
         try:
             thread = threading.Thread(target=run, daemon=False)
+            if _debug:
+                _dbg._go(self, thread, fn)
             thread.start()
         except BaseException:
             self.done()  # the thread never ran: undo our add
@@ -385,7 +410,7 @@ class Once:
             while self._owner is not None:  # fn is running
                 if self._owner == me:
                     raise RuntimeError("Once.do called recursively")
-                self._cond.wait()
+                _wait(self._cond, None, None, self)
             if self._done:
                 return None
             self._owner = me
@@ -441,7 +466,7 @@ class _OnceCall:
             while self._owner is not None:  # fn is running
                 if self._owner == me:
                     raise RuntimeError(f"{self._name} called recursively")
-                self._cond.wait()
+                _wait(self._cond, None, None, self)
             if self._done:
                 return
             self._owner = me
@@ -536,7 +561,7 @@ class Semaphore:
         with self._cond:
             try:
                 while self._count == 0:
-                    if not blocking or not _wait(self._cond, deadline, cw):
+                    if not blocking or not _wait(self._cond, deadline, cw, self):
                         return False
             except BaseException:
                 # Interrupted (or the context ended): a notify() meant for a
@@ -688,7 +713,7 @@ class WeightedSemaphore:
             try:
                 self._waiters.append(waiter)
                 while not waiter.granted:
-                    if not _wait(waiter.cond, deadline, cw):
+                    if not _wait(waiter.cond, deadline, cw, self):
                         break
             except BaseException:
                 # Interrupted (a signal handler raised, or the context ended):
@@ -826,7 +851,7 @@ class Event:
             generation = self._generation
             try:
                 while self._generation == generation:
-                    if not _wait(self._cond, deadline, cw):
+                    if not _wait(self._cond, deadline, cw, self):
                         return False
                 return True
             finally:
@@ -896,7 +921,7 @@ class Barrier:
             while self._state == _RESETTING or (
                 self._state == _FILLING and self._count >= self._parties
             ):
-                self._cond.wait()
+                _wait(self._cond, None, None, self)
             if self._state == _BROKEN:
                 raise BrokenBarrierError
             index = self._count
@@ -939,7 +964,7 @@ class Barrier:
     def _wait_for_release(self, my_round: int, deadline: float | None, cw: _CtxWait | None) -> None:
         while self._round == my_round and self._state == _FILLING:
             try:
-                waited = _wait(self._cond, deadline, cw)
+                waited = _wait(self._cond, deadline, cw, self)
             except BaseException:
                 if (cw is not None and cw.ctx.err() is not None
                         and self._round == my_round and self._state == _FILLING):
@@ -1172,7 +1197,7 @@ def _timed_out(cw: _CtxWait | None) -> None:
         _raise_ctx_err(cw.ctx)
 
 
-def _park(waiter: _ChanWaiter, cw: _CtxWait | None, deadline: float | None) -> None:
+def _park(waiter: _ChanWaiter, cw: _CtxWait | None, deadline: float | None, owner: object = None) -> None:
     """Sleep until `waiter` is claimed. When `deadline` passes the thread
     claims it itself: as _CTX_ENDED if the deadline is the context's, else as
     _TIMEOUT. The context's waker is registered for the time of the sleep.
@@ -1180,11 +1205,14 @@ def _park(waiter: _ChanWaiter, cw: _CtxWait | None, deadline: float | None) -> N
     The sleep is ``Lock.acquire(timeout=...)`` in slices of at most
     ``threading.TIMEOUT_MAX``, so signal handlers run during it exactly as
     during any ``threading`` wait; one that raises makes this raise.
+    `owner` (the channel, or select's tuple of channels) is what
+    cysync.debug registers the thread as blocked on.
     """
     ctx = None if cw is None else cw.ctx
     if ctx is not None and not ctx._add_waker(waiter.cancel):
         waiter.give_up(_CTX_ENDED)  # ended since the call began (unless a partner came first)
         return
+    token = _dbg._wait_begin(owner, ctx) if _debug and owner is not None else None
     try:
         while True:
             if deadline is None:
@@ -1198,6 +1226,8 @@ def _park(waiter: _ChanWaiter, cw: _CtxWait | None, deadline: float | None) -> N
             if waiter.sleep(wait):
                 return
     finally:
+        if token is not None:
+            _dbg._wait_end(token)
         if ctx is not None:
             ctx._remove_waker(waiter.cancel)
 
@@ -1387,7 +1417,7 @@ class Chan(Generic[_T]):
             if waiter is None:
                 _timed_out(cw)
                 return False
-            _park(waiter, cw, deadline)
+            _park(waiter, cw, deadline, self)
             rearm = False
         except BaseException as exc:
             if waiter is None or not _completed_anyway(waiter, (link,)):  # type: ignore[arg-type]
@@ -1423,7 +1453,7 @@ class Chan(Generic[_T]):
             if waiter is None:
                 _timed_out(cw)
                 return None, _TIMEOUT, False
-            _park(waiter, cw, deadline)
+            _park(waiter, cw, deadline, self)
             rearm = False
         except BaseException as exc:
             if waiter is None or not _completed_anyway(waiter, (link,)):  # type: ignore[arg-type]
@@ -1599,7 +1629,7 @@ def select(
                 _timed_out(cw)
             return -1, None
         # Pass 3: wait; the case that fired is the link the waiter was claimed through.
-        _park(waiter, cw, deadline)
+        _park(waiter, cw, deadline, tuple(c for _, c, _, _ in plan) if _debug else None)
         rearm = False
     except BaseException as exc:
         if waiter is None or not _completed_anyway(waiter, links):
@@ -1680,3 +1710,5 @@ from ._errgroup import make_errgroup  # noqa: E402
 
 ErrGroup = make_errgroup(sys.modules[__name__])
 del make_errgroup
+
+_dbg._attach(_set_debug)
