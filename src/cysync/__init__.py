@@ -12,6 +12,7 @@ import os
 import threading as _threading
 from typing import TYPE_CHECKING
 
+from . import debug as debug  # cysync.debug: the diagnostics (docs/debug.md)
 from ._version import __version__
 
 __all__ = [

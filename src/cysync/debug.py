@@ -429,10 +429,11 @@ class _Snapshot:
                 self.wgs.append((wg, count, adds))
 
 
-def _leaks(since: int, before: weakref.WeakSet[threading.Thread]) -> tuple[list[str], _Snapshot]:
+def _leaks(since: int, before: weakref.WeakSet[threading.Thread]) -> list[str]:
     """What records made after `since` are left: go()/ErrGroup threads alive,
     threads not in `before` blocked in a cysync wait, WaitGroups above zero
-    with adds made since. Returns a line per leak, and the snapshot."""
+    with adds made since. Returns a line per leak (and keeps no reference to
+    anything it looked at, so that a gc.collect() can free it)."""
     snap = _Snapshot()
     found = []
     for thread, rec in snap.gos:
@@ -447,7 +448,7 @@ def _leaks(since: int, before: weakref.WeakSet[threading.Thread]) -> tuple[list[
         mine = [a for a in adds if a.seq > since]
         if mine:
             found.append(f"{wg!r} left above zero, added at {_where(mine[0].site)}")
-    return found, snap
+    return found
 
 
 # --- the report ---------------------------------------------------------------
@@ -522,8 +523,8 @@ def report() -> str:
         frame = frames.get(ident) if ident is not None else None
         if frame is not None:
             stack = traceback.extract_stack(frame)
-            if ident == me:  # not the report's own frames
-                while stack and _is_ours(stack[-1].filename) and stack[-1].filename.endswith("debug.py"):
+            if ident == me:  # not the frames of the report (and of the pytest plugin) itself
+                while stack and _is_ours(stack[-1].filename):
                     stack.pop()
             out.append("  stack (most recent call last):")
             out.extend("  " + line for chunk in stack.format() for line in chunk.rstrip("\n").split("\n"))
