@@ -108,6 +108,6 @@ def pytest_runtest_teardown(item: Any, nextitem: Any) -> None:
     if leaks:
         lines = "\n".join(f"  {leak}" for leak in leaks)
         pytest.fail(
-            f"{_OPTION}: the test left, after {GRACE} s:\n{lines}\n\n{debug.report()}",
+            f"{_OPTION}: the test left, after {GRACE} s:\n{lines}\n\n{debug._report(skip_self=True)}",
             pytrace=False,
         )

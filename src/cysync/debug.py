@@ -140,7 +140,11 @@ def _weak(obj: object) -> Callable[[], Any]:
 def _register(registry: dict[int, Any], obj: object, record: Any) -> None:
     """registry[id(obj)] = record, forgotten when obj is freed (under _lock)."""
     key = id(obj)
-    record.ref = weakref.ref(obj, lambda r, key=key: _dead.append((registry, key, r)))
+
+    def forget(ref: weakref.ref[Any]) -> None:
+        _dead.append((registry, key, ref))
+
+    record.ref = weakref.ref(obj, forget)
     registry[key] = record
 
 
@@ -444,7 +448,7 @@ def _leaks(since: int, before: weakref.WeakSet[threading.Thread]) -> list[str]:
         thread = w.thread()
         if thread is not None and thread not in before and thread.is_alive():
             found.append(f"thread {w.name!r} (started by the test) blocked on {w.what()} at {_where(w.site)}")
-    for wg, count, adds in snap.wgs:
+    for wg, _count, adds in snap.wgs:
         mine = [a for a in adds if a.seq > since]
         if mine:
             found.append(f"{wg!r} left above zero, added at {_where(mine[0].site)}")
@@ -482,6 +486,12 @@ def report() -> str:
     line a tool may look for starts with a fixed word (``thread``,
     ``blocked on``, ``WaitGroup``, ``added at``).
     """
+    return _report(skip_self=False)
+
+
+def _report(skip_self: bool) -> str:
+    # skip_self: leave out the calling thread (the pytest plugin's, whose
+    # stack is pytest's own machinery).
     now = _monotonic()
     frames = sys._current_frames()
     me = threading.get_ident()
@@ -496,9 +506,11 @@ def report() -> str:
 
     blocked = sum(1 for t in threads if t.ident in waits_by_ident)
     out = [
-        f"cysync debug report: {_plural(len(threads), 'thread')}, {blocked} blocked in cysync waits, "
-        f"{_plural(len(snap.wgs), 'WaitGroup')} above zero (implementation {IMPLEMENTATION}, "
-        f"debug {'on' if _on else 'off'}, pid {os.getpid()})"
+        (
+            f"cysync debug report: {_plural(len(threads), 'thread')}, {blocked} blocked in cysync waits, "
+            f"{_plural(len(snap.wgs), 'WaitGroup')} above zero (implementation {IMPLEMENTATION}, "
+            f"debug {'on' if _on else 'off'}, pid {os.getpid()})"
+        )
     ]
     if not _on:
         out.append("debug mode is off: no waits or WaitGroup adds were recorded "
@@ -530,7 +542,8 @@ def report() -> str:
             out.extend("  " + line for chunk in stack.format() for line in chunk.rstrip("\n").split("\n"))
 
     for t in threads:
-        thread_block(t.name, t.ident, t.daemon, t)
+        if not (skip_self and t.ident == me):
+            thread_block(t.name, t.ident, t.daemon, t)
     for ident in frames:
         if ident not in known:
             thread_block("(not a threading.Thread)", ident, None, None)
@@ -546,8 +559,8 @@ def report() -> str:
             owner = None if a.owner is None else a.owner()
             if a.owner is not None:
                 alive = "alive" if owner is not None and owner.is_alive() else "finished"
-                ident = owner.ident if owner is not None else None
-                line += f", owed by thread {_thread_label(a.owner_name, ident)} [{alive}]"
+                owner_ident = owner.ident if owner is not None else None
+                line += f", owed by thread {_thread_label(a.owner_name, owner_ident)} [{alive}]"
             out.append(line)
         if count > recorded:
             out.append(f"  {count - recorded} more not recorded (added while debug mode was off)")
