@@ -318,6 +318,34 @@ def test_waits_are_not_registered_while_debug_is_off(impl, tools):
     waiter.join()
 
 
+def test_debug_mode_under_contention(impl, debug, tools):
+    """Threads adding, retiring, waiting and reporting at once (free-threaded
+    builds: truly in parallel): the ledger ends empty, nothing raises."""
+    wg, ev = impl.WaitGroup(), impl.Event()
+    stop = threading.Event()
+
+    def churn():
+        for _ in range(3000):
+            wg.add(2)
+            wg.done()
+            wg.done()
+            ev.wait(1e-6)
+
+    def reporter():
+        while not stop.is_set():
+            debug.report()
+
+    r = tools.spawn(reporter)
+    try:
+        tools.run_threads([churn] * 6 + [lambda: wg.go(churn).join(TIMEOUT)] * 2)
+    finally:
+        stop.set()
+    r.join()
+    assert wg.count == 0
+    assert wg_section(debug.report(), wg) is None
+    assert f"{wg!r}" not in debug.report()
+
+
 # --- weak references, memory --------------------------------------------------
 
 
