@@ -325,7 +325,7 @@ def test_debug_mode_under_contention(impl, debug, tools):
     stop = threading.Event()
 
     def churn():
-        for _ in range(3000):
+        for _ in range(1000):
             wg.add(2)
             wg.done()
             wg.done()
@@ -337,7 +337,7 @@ def test_debug_mode_under_contention(impl, debug, tools):
 
     r = tools.spawn(reporter)
     try:
-        tools.run_threads([churn] * 6 + [lambda: wg.go(churn).join(TIMEOUT)] * 2)
+        tools.run_threads([churn] * 6 + [lambda: wg.go(churn).join(3 * TIMEOUT)] * 2, timeout=3 * TIMEOUT)
     finally:
         stop.set()
     r.join()
