@@ -13,6 +13,7 @@ import queue as _queue
 import threading as _threading
 from typing import TYPE_CHECKING
 
+from . import debug as debug  # cysync.debug: the diagnostics (docs/debug.md)
 from ._version import __version__
 
 __all__ = [

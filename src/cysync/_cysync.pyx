@@ -242,6 +242,26 @@ cdef _CtxWait _ctx_wait(object ctx, int64_t ns):
     return w
 
 
+# ---------------------------------------------------------------- cysync.debug
+
+import cysync.debug as _dbg
+
+# cysync.debug's switch, set through _set_debug: off, WaitGroup.add/done
+# test it once; on, they record call sites and every blocking wait
+# registers itself (in _block), through the hooks cached below.
+cdef bint _debug = False
+cdef object _dbg_wait_begin = _dbg._wait_begin
+cdef object _dbg_wait_end = _dbg._wait_end
+cdef object _dbg_wg_change = _dbg._wg_change
+cdef object _dbg_wg_undo = _dbg._wg_undo
+cdef object _dbg_go = _dbg._go
+
+
+def _set_debug(bint on):
+    global _debug
+    _debug = on
+
+
 # ---------------------------------------------------------------- the blocking driver
 
 cdef extern from "Python.h":
@@ -263,8 +283,24 @@ cdef inline int _leave(const cy_wait_op *op, void *obj, uintptr_t begin) noexcep
     return 0
 
 
-cdef int _block(const cy_wait_op *op, void *obj, uintptr_t begin, int64_t ns, _CtxWait w) except -1:
-    """The one blocking driver of every primitive: waits, GIL released,
+cdef int _block(const cy_wait_op *op, void *obj, uintptr_t begin, int64_t ns, _CtxWait w,
+                object owner=None) except -1:
+    """The one blocking driver of every primitive (see _block_loop).
+
+    ``owner``, the Python object waited on (a tuple of channels for a
+    select), is what cysync.debug registers the thread as blocked on, for
+    the time of the wait, when debug mode is on."""
+    if not _debug:
+        return _block_loop(op, obj, begin, ns, w)
+    token = _dbg_wait_begin(owner, None if w is None else w.ctx)
+    try:
+        return _block_loop(op, obj, begin, ns, w)
+    finally:
+        _dbg_wait_end(token)
+
+
+cdef int _block_loop(const cy_wait_op *op, void *obj, uintptr_t begin, int64_t ns, _CtxWait w) except -1:
+    """Waits, GIL released,
     until `op` completes (CPython's acquire_timed() is the model; the loop
     over interrupted waits is cy_wait's, in C).
 
@@ -316,6 +352,20 @@ cdef inline int _wg_add(cy_waitgroup *wg, int64_t delta) except -1:
     raise OverflowError(_R.WG_OVERFLOW)
 
 
+cdef int _wg_add_debug(WaitGroup self, int64_t delta) except -1:
+    """_wg_add in debug mode: the ledger first, so that a wait() that sees
+    the counter reach zero also sees the add retired."""
+    if delta == 0:
+        return _wg_add(&self.wg, 0)
+    undo = _dbg_wg_change(self, delta)
+    try:
+        _wg_add(&self.wg, delta)
+    except BaseException:
+        _dbg_wg_undo(self, undo)
+        raise
+    return 0
+
+
 cdef class WaitGroup:
     """Go's sync.WaitGroup: wait until a counter of pending tasks is zero."""
 
@@ -330,10 +380,16 @@ cdef class WaitGroup:
 
     def add(self, delta=1):
         """Add ``delta`` (may be negative) to the counter."""
+        if _debug:
+            _wg_add_debug(self, _index(delta, -(1LL << 40), 1LL << 40))
+            return
         _wg_add(&self.wg, _index(delta, -(1LL << 40), 1LL << 40))
 
     def done(self):
         """Decrement the counter by one."""
+        if _debug:
+            _wg_add_debug(self, -1)
+            return
         _wg_add(&self.wg, -1)
 
     def wait(self, timeout=None, *, ctx=None):
@@ -346,7 +402,7 @@ cdef class WaitGroup:
         if ns == 0 and w is None:
             return False
         # Begun once, here: a zero crossing while signal handlers run still counts.
-        return _block(&cy_wg_wait_op, &self.wg, cy_wg_wait_begin(&self.wg), ns, w) == CY_OK
+        return _block(&cy_wg_wait_op, &self.wg, cy_wg_wait_begin(&self.wg), ns, w, self) == CY_OK
 
     @property
     def count(self):
@@ -356,11 +412,16 @@ cdef class WaitGroup:
     def go(self, fn, /, *args, **kwargs):
         """Run ``fn(*args, **kwargs)`` in a new thread counted by this group."""
         _check_callable(fn)
-        _wg_add(&self.wg, 1)
+        if _debug:
+            _wg_add_debug(self, 1)
+        else:
+            _wg_add(&self.wg, 1)
         thread = _threading.Thread(target=_run_then_done, args=(self, fn, args, kwargs), daemon=False)
         name = getattr(fn, "__name__", None)
         if isinstance(name, str):   # "Thread-N (fn)", as threading names a thread after its target
             thread.name = thread.name.replace("(_run_then_done)", f"({name})")
+        if _debug:
+            _dbg_go(self, thread, fn)
         try:
             thread.start()
         except BaseException:
@@ -376,7 +437,10 @@ def _run_then_done(WaitGroup wg, fn, args, kwargs):
     try:
         fn(*args, **kwargs)
     finally:
-        _wg_add(&wg.wg, -1)
+        if _debug:
+            _wg_add_debug(wg, -1)
+        else:
+            _wg_add(&wg.wg, -1)
 
 
 # ---------------------------------------------------------------- Once
@@ -389,9 +453,9 @@ cdef extern from "_cysync_capi.h":
     int cysync_type_rename(object type) except -1
 
 
-cdef int _once_wait(cy_once *o) except -1:
+cdef int _once_wait(cy_once *o, object owner) except -1:
     """Wait, GIL released, until the running call has finished."""
-    _block(&cy_once_wait_op, o, 0, -1, None)
+    _block(&cy_once_wait_op, o, 0, -1, None, owner)
     return 0
 
 
@@ -431,7 +495,7 @@ cdef object _once_do_slow(object obj, object fn, object args, object kwargs):
     elif cy_once_running_in(&self.o, me):
         raise RuntimeError(_R.ONCE_RECURSIVE)
     else:
-        _once_wait(&self.o)
+        _once_wait(&self.o, self)
     return None
 
 
@@ -489,7 +553,7 @@ cdef object _once_call(_OnceCall self, str name):
         elif cy_once_running_in(&self.o, me):
             raise RuntimeError(f"{name} called recursively")
         else:
-            _once_wait(&self.o)
+            _once_wait(&self.o, self)
     if type(self.outcome) is _Raised:
         raised = <_Raised>self.outcome
         raise raised.exc.with_traceback(raised.tb)
@@ -513,11 +577,11 @@ cdef class once_value(_OnceCall):
 
 # ---------------------------------------------------------------- Semaphore
 
-cdef bint _sema_acquire_slow(cy_sema *s, int64_t ns, _CtxWait w) except -1:
+cdef bint _sema_acquire_slow(cy_sema *s, int64_t ns, _CtxWait w, object owner) except -1:
     """True when a unit was taken, False when the timeout ran out."""
     if ns == 0 and w is None:
         return False
-    return _block(&cy_sema_wait_op, s, 0, ns, w) == CY_OK
+    return _block(&cy_sema_wait_op, s, 0, ns, w, owner) == CY_OK
 
 
 cdef object _sema_acquire(Semaphore self, object blocking, object timeout, object ctx):
@@ -531,13 +595,13 @@ cdef object _sema_acquire(Semaphore self, object blocking, object timeout, objec
     cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
     if cy_sema_try_acquire(&self.s):
         return True
-    return _sema_acquire_slow(&self.s, ns, w)
+    return _sema_acquire_slow(&self.s, ns, w, self)
 
 
 cdef inline object _sema_enter(Semaphore self):
     if cy_sema_try_acquire(&self.s):
         return True
-    return _sema_acquire_slow(&self.s, -1, None)
+    return _sema_acquire_slow(&self.s, -1, None, self)
 
 
 cdef inline int _sema_exit(Semaphore self) except -1:
@@ -680,7 +744,7 @@ cdef class WeightedSemaphore:
         cdef cy_wsem_waiter node         # our place in the line, for the whole wait
         if cy_wsem_enqueue(&self.s, k, &node):
             return True
-        return _block(&cy_wsem_wait_op, &self.s, <uintptr_t>&node, ns, w) == CY_OK
+        return _block(&cy_wsem_wait_op, &self.s, <uintptr_t>&node, ns, w, self) == CY_OK
 
     def try_acquire(self, n=1):
         """Take ``n`` units only if they are free and nobody is waiting."""
@@ -762,7 +826,7 @@ cdef class Event:
             return True
         if ns == 0 and w is None:
             return False
-        return _block(&cy_event_wait_op, &self.e, gen, ns, w) == CY_OK
+        return _block(&cy_event_wait_op, &self.e, gen, ns, w, self) == CY_OK
 
     @property
     def _cond(self):
@@ -823,7 +887,7 @@ cdef class Barrier:
         # Entering only waits while a reset finishes or the action runs: try with the GIL.
         r = cy_barrier_arrive(&self.b, &t, False)
         if r == CY_TIMEOUT:
-            r = _block(&cy_barrier_arrive_op, &self.b, <uintptr_t>&t, -1, None)
+            r = _block(&cy_barrier_arrive_op, &self.b, <uintptr_t>&t, -1, None, self)
         if r == CY_BARRIER_BROKEN_ERR:
             raise BrokenBarrierError
         if r == CY_BARRIER_LAST:
@@ -840,7 +904,7 @@ cdef class Barrier:
             return t.index
         # A timeout breaks the barrier in C (threading's rule), which reports
         # it as broken: the driver never sees CY_TIMEOUT here.
-        r = _block(&cy_barrier_wait_op, &self.b, <uintptr_t>&t, ns, w)
+        r = _block(&cy_barrier_wait_op, &self.b, <uintptr_t>&t, ns, w, self)
         if r == CY_OK:
             return t.index
         if w is not None and w.by_ctx and cy_now_ns() >= w.deadline:
@@ -888,31 +952,31 @@ cdef class _RWCore:
 # an atomic operation on a count that every thread's call shares.  The
 # caller holds the RWMutex or the side, which holds the core.
 
-cdef int _rw_wait(cy_rwmutex *m, bint writer, int64_t ns, _CtxWait w) except -1:
+cdef int _rw_wait(cy_rwmutex *m, bint writer, int64_t ns, _CtxWait w, object owner=None) except -1:
     """After the fast path failed: 1 once locked, 0 if the timeout ran out."""
     cdef cy_rw_waiter node           # our place in the queue, for the whole wait
     if ns == 0 and (w is None or not w.by_ctx):
         return 0                     # a poll: never queue
     if cy_rw_enqueue(m, writer, &node):
         return 1
-    return _block(&cy_rw_wait_op, m, <uintptr_t>&node, ns, w) == CY_OK
+    return _block(&cy_rw_wait_op, m, <uintptr_t>&node, ns, w, owner) == CY_OK
 
 
-cdef object _rw_lock(cy_rwmutex *m, bint writer, object timeout, object ctx):
+cdef object _rw_lock(cy_rwmutex *m, bint writer, object timeout, object ctx, object owner=None):
     cdef int64_t ns = _timeout_ns(timeout)
     cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
     if cy_rw_try_lock(m) if writer else cy_rw_try_rlock(m):
         return True
-    return _rw_wait(m, writer, ns, w) != 0
+    return _rw_wait(m, writer, ns, w, owner) != 0
 
 
-cdef object _rw_acquire(cy_rwmutex *m, bint writer, object blocking, object timeout):
+cdef object _rw_acquire(cy_rwmutex *m, bint writer, object blocking, object timeout, object owner=None):
     """The ``acquire(blocking, timeout)`` of ``rw.reader`` and ``rw.writer``."""
     if not blocking:
         if timeout is not None:
             raise ValueError(_R.NONBLOCKING_TIMEOUT)
         return cy_rw_try_lock(m) if writer else cy_rw_try_rlock(m)
-    return _rw_lock(m, writer, timeout, None)
+    return _rw_lock(m, writer, timeout, None, owner)
 
 
 cdef inline int _rw_runlock(cy_rwmutex *m) except -1:
@@ -941,7 +1005,7 @@ cdef class _RWReader:
 
     def acquire(self, blocking=True, timeout=None):
         """``rw.rlock(timeout)``; with ``blocking=False``, ``rw.try_rlock()``."""
-        return _rw_acquire(&self.c.m, False, blocking, timeout)
+        return _rw_acquire(&self.c.m, False, blocking, timeout, self)
 
     def release(self):
         """``rw.runlock()``."""
@@ -950,7 +1014,7 @@ cdef class _RWReader:
     def __enter__(self):
         if cy_rw_try_rlock(&self.c.m):
             return True
-        return _rw_wait(&self.c.m, False, -1, None) != 0
+        return _rw_wait(&self.c.m, False, -1, None, self) != 0
 
     def __exit__(self, t, v, tb):
         _rw_runlock(&self.c.m)
@@ -966,7 +1030,7 @@ cdef class _RWWriter:
 
     def acquire(self, blocking=True, timeout=None):
         """``rw.lock(timeout)``; with ``blocking=False``, ``rw.try_lock()``."""
-        return _rw_acquire(&self.c.m, True, blocking, timeout)
+        return _rw_acquire(&self.c.m, True, blocking, timeout, self)
 
     def release(self):
         """``rw.unlock()``."""
@@ -975,7 +1039,7 @@ cdef class _RWWriter:
     def __enter__(self):
         if cy_rw_try_lock(&self.c.m):
             return True
-        return _rw_wait(&self.c.m, True, -1, None) != 0
+        return _rw_wait(&self.c.m, True, -1, None, self) != 0
 
     def __exit__(self, t, v, tb):
         _rw_unlock(&self.c.m)
@@ -1012,11 +1076,11 @@ cdef class RWMutex:
         error if it ends first."""
         cdef int64_t ns
         if ctx is not None:
-            return _rw_lock(&self.c.m, True, timeout, ctx)
+            return _rw_lock(&self.c.m, True, timeout, ctx, self)
         ns = _timeout_ns(timeout)
         if cy_rw_try_lock(&self.c.m):
             return True
-        return _rw_wait(&self.c.m, True, ns, None) != 0
+        return _rw_wait(&self.c.m, True, ns, None, self) != 0
 
     def unlock(self):
         """Unlock for writing; RuntimeError if no writer holds the lock."""
@@ -1028,11 +1092,11 @@ cdef class RWMutex:
         error if it ends first."""
         cdef int64_t ns
         if ctx is not None:
-            return _rw_lock(&self.c.m, False, timeout, ctx)
+            return _rw_lock(&self.c.m, False, timeout, ctx, self)
         ns = _timeout_ns(timeout)
         if cy_rw_try_rlock(&self.c.m):
             return True
-        return _rw_wait(&self.c.m, False, ns, None) != 0
+        return _rw_wait(&self.c.m, False, ns, None, self) != 0
 
     def runlock(self):
         """Undo one rlock(); RuntimeError if no reader holds the lock."""
@@ -1235,7 +1299,7 @@ cdef class Chan:
         c.ch = &self.ch
         c.dir = CY_CASE_SEND
         c.elem = <void *>value
-        return _chan_wait(&c, ns, w, True)
+        return _chan_wait(&c, ns, w, True, self)
 
     def recv(self, timeout=None, *, ctx=None):
         """The next value, first in first out.  Raises TimeoutError if
@@ -1252,7 +1316,7 @@ cdef class Chan:
         c.ch = &self.ch
         c.dir = CY_CASE_RECV
         c.elem = NULL
-        return _chan_wait(&c, ns, w, False)
+        return _chan_wait(&c, ns, w, False, self)
 
     def recv_ok(self, timeout=None, *, ctx=None):
         """Go's ``v, ok := <-ch``: ``(value, True)``, or ``(None, False)``
@@ -1270,7 +1334,7 @@ cdef class Chan:
         c.ch = &self.ch
         c.dir = CY_CASE_RECV
         c.elem = NULL
-        return _chan_wait(&c, ns, w, True)
+        return _chan_wait(&c, ns, w, True, self)
 
     def close(self):
         """Close the channel: every waiter wakes; buffered values are still
@@ -1293,7 +1357,7 @@ cdef class Chan:
         c.ch = &self.ch
         c.dir = CY_CASE_RECV
         c.elem = NULL
-        value, ok = _chan_wait(&c, -1, None, True)
+        value, ok = _chan_wait(&c, -1, None, True, self)
         if not ok:
             raise StopIteration
         return value
@@ -1319,7 +1383,7 @@ cdef class Chan:
         return f"{_where(self)}: len={cy_chan_len(&self.ch)} cap={self.ch.cap}{state}>"
 
 
-cdef object _chan_wait(cy_case *c, int64_t ns, _CtxWait w, bint ok_form):
+cdef object _chan_wait(cy_case *c, int64_t ns, _CtxWait w, bint ok_form, object owner):
     """A send or receive that must wait: a select of the one case.  A send
     returns True/False; a receive the value (or (value, ok) with ok_form),
     raising TimeoutError."""
@@ -1330,7 +1394,7 @@ cdef object _chan_wait(cy_case *c, int64_t ns, _CtxWait w, bint ok_form):
     if c.dir == CY_CASE_SEND:
         Py_INCREF(<object>c.elem)
         try:
-            r = _block(&cy_select_wait_op, &s, 0, ns, w)
+            r = _block(&cy_select_wait_op, &s, 0, ns, w, owner)
         except BaseException:
             _decref(<PyObject *>c.elem)
             raise
@@ -1340,7 +1404,7 @@ cdef object _chan_wait(cy_case *c, int64_t ns, _CtxWait w, bint ok_form):
         if r == CY_OK:
             raise ChanClosed(_R.CHAN_SEND_CLOSED)
         return False
-    r = _block(&cy_select_wait_op, &s, 0, ns, w)
+    r = _block(&cy_select_wait_op, &s, 0, ns, w, owner)
     if r != CY_OK:
         raise TimeoutError(_R.CHAN_RECV_TIMEOUT)
     if not s.ok:
@@ -1411,6 +1475,17 @@ cdef extern from "_cysync_capi.h":
     object cysync_make_select(object module_name)
 
 
+cdef tuple _select_owner(PyObject **cases, Py_ssize_t n):
+    """What a select waits on, for cysync.debug: the channels of its cases."""
+    chans = []
+    for i in range(n):
+        case = <object>cases[i]
+        if case is not None:
+            method = case[0] if type(case) is tuple else case
+            chans.append(<object>PyCFunction_GET_SELF(method))
+    return tuple(chans)
+
+
 cdef object _select_impl(PyObject **cases, Py_ssize_t n, object timeout, object ctx, int default):
     """select() behind the fastcall wrapper in _cysync_capi.h (which has
     the docstring)."""
@@ -1449,7 +1524,7 @@ cdef object _select_impl(PyObject **cases, Py_ssize_t n, object timeout, object 
         sent_refs = True
         r = cy_select_try(&s)           # first without releasing the GIL
         if r != CY_OK and not default:
-            r = _block(&cy_select_wait_op, &s, 0, ns, w)
+            r = _block(&cy_select_wait_op, &s, 0, ns, w, _select_owner(cases, n) if _debug else None)
         for i in range(n):
             if kinds[i] == 2 and not (r == CY_OK and s.chosen == i and s.ok):
                 _decref(<PyObject *>cs[i].elem)
@@ -1667,7 +1742,7 @@ cdef object _queue_wait(Queue self, uint32_t kind, object item, int64_t ns, _Ctx
     if kind == CY_QUEUE_PUT:
         Py_INCREF(item)
     try:
-        r = _block(&cy_queue_wait_op, &c, 0, ns, w)
+        r = _block(&cy_queue_wait_op, &c, 0, ns, w, self)
     except BaseException:                 # nothing moved
         if kind == CY_QUEUE_PUT:
             _decref(<PyObject *>c.item)
@@ -1724,3 +1799,5 @@ for _cls in (WaitGroup, Once, once_func, once_value, Semaphore, BoundedSemaphore
              WeightedSemaphore, Event, Barrier, RWMutex, Chan, Queue):
     cysync_type_rename(_cls)
 del _cls
+
+_dbg._attach(_set_debug)

@@ -57,6 +57,7 @@ from types import TracebackType
 from typing import Any
 
 from . import _rules as _R
+from . import debug as _dbg
 from ._context import Context, background, with_cancel
 
 __all__ = ["make_errgroup"]
@@ -258,6 +259,8 @@ class ErrGroupBase:
                         target=self._work, name=f"ErrGroup-worker-{next(_worker_ids)}", daemon=False
                     )
                     self._workers.add(worker)
+                    if _dbg._on:
+                        _dbg._go_thread(worker, "ErrGroup")
         except BaseException:
             if sem is not None:
                 sem.release()
@@ -291,6 +294,8 @@ class ErrGroupBase:
                 return  # sent by wait()
             fn, args, kwargs, sem = task
             task = None
+            if _dbg._on:
+                _dbg._task_begin(self._wg, fn)
             try:
                 fn(*args, **kwargs)
             except BaseException as exc:  # noqa: BLE001 - for wait()
@@ -303,6 +308,8 @@ class ErrGroupBase:
                     self._idle += 1
                 if sem is not None:
                     sem.release()
+                if _dbg._on:
+                    _dbg._task_end()
                 self._wg.done()
 
     def _record(self, exc: BaseException) -> None:

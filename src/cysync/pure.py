@@ -51,6 +51,7 @@ from types import TracebackType
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from . import _rules as _R
+from . import debug as _dbg
 from ._context import _TIMER, _seconds
 
 # Re-exported (the "X as X" form: explicit for type checkers and linters,
@@ -82,6 +83,15 @@ _FOREVER_SECONDS = _R.FOREVER_SECONDS
 # Windows); longer waits are done in slices, the deadline being absolute.
 _MAX_WAIT = threading.TIMEOUT_MAX
 
+# cysync.debug's switch (set through _set_debug): when on, WaitGroup.add
+# records its call site and every blocking wait registers itself.
+_debug = False
+
+
+def _set_debug(on: bool) -> None:
+    global _debug
+    _debug = on
+
 
 # --- argument checks and waiting ----------------------------------------------
 
@@ -100,7 +110,9 @@ def _deadline(timeout: float | None) -> float | None:
     return _monotonic() + seconds
 
 
-def _wait(cond: threading.Condition, deadline: float | None, cw: _CtxWait | None = None) -> bool:
+def _wait(
+    cond: threading.Condition, deadline: float | None, cw: _CtxWait | None = None, owner: object = None
+) -> bool:
     """Wait on `cond` (held by the caller) until notified or `deadline`.
 
     Returns False, without waiting, once the deadline has passed; True after a
@@ -111,7 +123,16 @@ def _wait(cond: threading.Condition, deadline: float | None, cw: _CtxWait | None
     the context's error, instead of waiting, once the context has ended. When
     the deadline that passed is the context's, ends the context and returns
     True: the caller looks at its state once more, and the next call raises.
+
+    `owner`: the primitive waited on, for cysync.debug's registry of blocked
+    threads (each blocking method passes ``self``).
     """
+    if _debug and owner is not None:
+        token = _dbg._wait_begin(owner, None if cw is None else cw.ctx)
+        try:
+            return _wait(cond, deadline, cw)
+        finally:
+            _dbg._wait_end(token)
     if cw is not None:
         cw.check(cond)
     if deadline is None:
@@ -241,6 +262,8 @@ class WaitGroup:
                 raise ValueError(_R.WG_NEGATIVE)
             if count > _INT32_MAX:
                 raise OverflowError(_R.WG_OVERFLOW)
+            if _debug and delta:  # before a waiter can see the new count
+                _dbg._wg_change(self, delta)
             self._count = count
             if count == 0:
                 self._generation += 1
@@ -269,7 +292,7 @@ class WaitGroup:
             generation = self._generation
             try:
                 while self._generation == generation:
-                    if not _wait(self._cond, deadline, cw):
+                    if not _wait(self._cond, deadline, cw, self):
                         return False
                 return True
             finally:
@@ -300,6 +323,8 @@ class WaitGroup:
         self.add(1)
         try:
             thread = threading.Thread(target=run, daemon=False)
+            if _debug:
+                _dbg._go(self, thread, fn)
             thread.start()
         except BaseException:
             self.done()  # the thread never ran: undo our add
@@ -345,7 +370,7 @@ class Once:
             while self._owner is not None:  # fn is running
                 if self._owner == me:
                     raise RuntimeError(_R.ONCE_RECURSIVE)
-                self._cond.wait()
+                _wait(self._cond, None, None, self)
             if self._done:
                 return None
             self._owner = me
@@ -401,7 +426,7 @@ class _OnceCall:
             while self._owner is not None:  # fn is running
                 if self._owner == me:
                     raise RuntimeError(f"{self._name} called recursively")
-                self._cond.wait()
+                _wait(self._cond, None, None, self)
             if self._done:
                 return
             self._owner = me
@@ -496,7 +521,7 @@ class Semaphore:
         with self._cond:
             try:
                 while self._count == 0:
-                    if not blocking or not _wait(self._cond, deadline, cw):
+                    if not blocking or not _wait(self._cond, deadline, cw, self):
                         return False
             except BaseException:
                 # Interrupted (or the context ended): a notify() meant for a
@@ -648,7 +673,7 @@ class WeightedSemaphore:
             try:
                 self._waiters.append(waiter)
                 while not waiter.granted:
-                    if not _wait(waiter.cond, deadline, cw):
+                    if not _wait(waiter.cond, deadline, cw, self):
                         break
             except BaseException:
                 # Interrupted (a signal handler raised, or the context ended):
@@ -786,7 +811,7 @@ class Event:
             generation = self._generation
             try:
                 while self._generation == generation:
-                    if not _wait(self._cond, deadline, cw):
+                    if not _wait(self._cond, deadline, cw, self):
                         return False
                 return True
             finally:
@@ -856,7 +881,7 @@ class Barrier:
             while self._state == _RESETTING or (
                 self._state == _FILLING and self._count >= self._parties
             ):
-                self._cond.wait()
+                _wait(self._cond, None, None, self)
             if self._state == _BROKEN:
                 raise BrokenBarrierError
             index = self._count
@@ -899,7 +924,7 @@ class Barrier:
     def _wait_for_release(self, my_round: int, deadline: float | None, cw: _CtxWait | None) -> None:
         while self._round == my_round and self._state == _FILLING:
             try:
-                waited = _wait(self._cond, deadline, cw)
+                waited = _wait(self._cond, deadline, cw, self)
             except BaseException:
                 if (cw is not None and cw.ctx.err() is not None
                         and self._round == my_round and self._state == _FILLING):
@@ -1027,7 +1052,7 @@ class _RWCore:
             try:
                 (self.wq if writer else self.rq).append(waiter)
                 while not waiter.granted:
-                    if not _wait(waiter.cond, deadline, cw):
+                    if not _wait(waiter.cond, deadline, cw, self):
                         break
             except BaseException:
                 # Interrupted (a signal handler raised, or the context ended):
@@ -1407,7 +1432,7 @@ def _timed_out(cw: _CtxWait | None) -> None:
         _raise_ctx_err(cw.ctx)
 
 
-def _park(waiter: _ChanWaiter, cw: _CtxWait | None, deadline: float | None) -> None:
+def _park(waiter: _ChanWaiter, cw: _CtxWait | None, deadline: float | None, owner: object = None) -> None:
     """Sleep until `waiter` is claimed. When `deadline` passes the thread
     claims it itself: as _CTX_ENDED if the deadline is the context's, else as
     _TIMEOUT. The context's waker is registered for the time of the sleep.
@@ -1415,11 +1440,14 @@ def _park(waiter: _ChanWaiter, cw: _CtxWait | None, deadline: float | None) -> N
     The sleep is ``Lock.acquire(timeout=...)`` in slices of at most
     ``threading.TIMEOUT_MAX``, so signal handlers run during it exactly as
     during any ``threading`` wait; one that raises makes this raise.
+    `owner` (the channel, or select's tuple of channels) is what
+    cysync.debug registers the thread as blocked on.
     """
     ctx = None if cw is None else cw.ctx
     if ctx is not None and not ctx._add_waker(waiter.cancel):
         waiter.give_up(_CTX_ENDED)  # ended since the call began (unless a partner came first)
         return
+    token = _dbg._wait_begin(owner, ctx) if _debug and owner is not None else None
     try:
         while True:
             if deadline is None:
@@ -1433,6 +1461,8 @@ def _park(waiter: _ChanWaiter, cw: _CtxWait | None, deadline: float | None) -> N
             if waiter.sleep(wait):
                 return
     finally:
+        if token is not None:
+            _dbg._wait_end(token)
         if ctx is not None:
             ctx._remove_waker(waiter.cancel)
 
@@ -1622,7 +1652,7 @@ class Chan(Generic[_T]):
             if waiter is None:
                 _timed_out(cw)
                 return False
-            _park(waiter, cw, deadline)
+            _park(waiter, cw, deadline, self)
             rearm = False
         except BaseException as exc:
             if waiter is None or not _completed_anyway(waiter, (link,)):  # type: ignore[arg-type]
@@ -1658,7 +1688,7 @@ class Chan(Generic[_T]):
             if waiter is None:
                 _timed_out(cw)
                 return None, _TIMEOUT, False
-            _park(waiter, cw, deadline)
+            _park(waiter, cw, deadline, self)
             rearm = False
         except BaseException as exc:
             if waiter is None or not _completed_anyway(waiter, (link,)):  # type: ignore[arg-type]
@@ -1831,7 +1861,7 @@ def select(
                 _timed_out(cw)
             return -1, None
         # Pass 3: wait; the case that fired is the link the waiter was claimed through.
-        _park(waiter, cw, deadline)
+        _park(waiter, cw, deadline, tuple(c for _, c, _, _ in plan) if _debug else None)
         rearm = False
     except BaseException as exc:
         if waiter is None or not _completed_anyway(waiter, links):
@@ -2046,7 +2076,7 @@ class Queue(Generic[_T]):
             if waiter is None:
                 _timed_out(cw)
                 raise Full
-            _park(waiter, cw, deadline)
+            _park(waiter, cw, deadline, self)
             rearm = False
         except BaseException as exc:
             if waiter is None or not _completed_anyway(waiter, (link,)):  # type: ignore[arg-type]
@@ -2092,7 +2122,7 @@ class Queue(Generic[_T]):
             if waiter is None:
                 _timed_out(cw)
                 raise Empty
-            _park(waiter, cw, deadline)
+            _park(waiter, cw, deadline, self)
             rearm = False
         except BaseException as exc:
             if waiter is None or not _completed_anyway(waiter, (link,)):  # type: ignore[arg-type]
@@ -2140,7 +2170,7 @@ class Queue(Generic[_T]):
                 link = _Link(_ChanWaiter(), self, 0, None)
                 waiter = link.waiter
                 self._joinq.push(link)
-            _park(waiter, cw, deadline)
+            _park(waiter, cw, deadline, self)
         except BaseException:
             if waiter is not None:  # done or not, nothing is lost: leave and raise
                 waiter.give_up(_INTERRUPTED)
@@ -2233,3 +2263,5 @@ from ._errgroup import make_errgroup  # noqa: E402
 
 ErrGroup = make_errgroup(sys.modules[__name__])
 del make_errgroup
+
+_dbg._attach(_set_debug)

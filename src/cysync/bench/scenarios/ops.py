@@ -49,6 +49,7 @@ class Op:
 
     def stmt_for(self, impl: Impl) -> str:
         return dict(self.peer_stmts).get(impl.name, self.stmt)
+    debug: bool = False                      # timed with cysync.debug on
 
 
 def _wg(m: Impl) -> dict[str, Any]:
@@ -176,10 +177,18 @@ OPS = [
     Op("fn: wg.add(1), defer(wg.done)", ("WaitGroup", "deferrable", "defer"), _handlers, "df()"),
 ]
 
+# What cysync.debug costs where it does something when on (WaitGroup.add/done
+# record and retire call sites); the row without it is OPS's. Not in OPS: the
+# alloc scenario and the pytest-benchmark suite measure the default mode.
+DEBUG_ON = "WaitGroup add(1)+done(), debug on"
+DEBUG_OPS = [
+    Op(DEBUG_ON, ("WaitGroup",), _wg, "wg.add(1); wg.done()", debug=True),
+]
+
 # Only WaitGroup and Once have a peer in pygolang; its waits take no timeout,
 # which is harmless here: the counter is zero. readerwriterlock has the
 # RWMutex rows (RWLockWrite, writer-preferring like Go's) and RWLockFair's.
-_BY_NAME = {op.name: op for op in FLOORS + OPS}
+_BY_NAME = {op.name: op for op in FLOORS + OPS + DEBUG_OPS}
 
 
 def op_named(name: str) -> Op:
@@ -190,9 +199,25 @@ def applicable(op: Op, impl: Impl) -> bool:
     return impl is FLOOR if op in FLOORS else (impl is not FLOOR and impl.has(*op.needs))
 
 
+class DebugTimer(LoopTimer):
+    """A loop timed with cysync's debug mode on, and off again (unless it
+    was on before) as soon as the run ends, so other rows never see it."""
+
+    def __call__(self, n: int) -> int:
+        from cysync import debug
+
+        was = debug.enabled()
+        debug.enable()
+        try:
+            return super().__call__(n)
+        finally:
+            if not was:
+                debug.disable()
+
+
 def make_timer(op: Op, impl: Impl) -> LoopTimer:
     """The compiled loop of ``op`` for ``impl``: ``timer(n)`` -> ns for n * UNROLL ops."""
-    return LoopTimer(op.stmt_for(impl), op.setup(impl))
+    return (DebugTimer if op.debug else LoopTimer)(op.stmt_for(impl), op.setup(impl))
 
 
 def make_callable(op: Op, impl: Impl) -> Callable[[], None]:
@@ -234,7 +259,7 @@ def time_loops(scenario: str, cases: list[tuple[str, Impl, LoopTimer]], s: Setti
 
 def run(s: Settings) -> list[Result]:
     cases = [(op, FLOOR) for op in FLOORS]
-    cases += [(op, impl) for op in OPS for impl in s.impls if applicable(op, impl)]
+    cases += [(op, impl) for op in OPS + DEBUG_OPS for impl in s.impls if applicable(op, impl)]
     s.begin(NAME, len(cases) * (s.repeat + 1))
     return time_loops(NAME, [(op.name, impl, make_timer(op, impl)) for op, impl in cases], s)
 
@@ -284,5 +309,10 @@ def render(idx: Index, markdown: bool) -> list[str]:
     if idx.get(NAME, RW_READ, "readerwriterlock"):
         notes += (" readerwriterlock: RWLockWrite's gen_rlock()/gen_wlock() objects,"
                   " acquire()+release() (the RWLockFair rows: the same on RWLockFair).")
+    for impl in ("c", "py"):
+        on, off = idx.get(NAME, DEBUG_ON, impl), idx.get(NAME, "WaitGroup add(1)+done()", impl)
+        if on and off:
+            notes += (f" cysync.debug on: wg.add(1); wg.done() {fmt(on.median)} ns [{impl}]"
+                      f" against {fmt(off.median)} ns off.")
     out.append(notes)
     return with_targets(out, idx, TARGETS, markdown)
