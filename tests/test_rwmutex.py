@@ -715,21 +715,30 @@ class Interrupted(Exception):
 
 
 class Pester:
-    """Sends SIG to the main thread every 20 ms, once `ready()`, until `enough()` (or 3 s)."""
+    """Sends SIG to the main thread every 20 ms, once `ready()`, until
+    `enough()`; after 3 s it calls `on_deadline()` (which releases a wait
+    deaf to signals, so that the test fails instead of hanging) and stops."""
 
-    def __init__(self, tools, ready, enough):
+    def __init__(self, tools, ready, enough, on_deadline=lambda: None):
         self.stop = threading.Event()
         self.ready = ready
         self.enough = enough
+        self.on_deadline = on_deadline
         self.worker = tools.spawn(self._run, name="pester")
 
     def _run(self):
         main = threading.main_thread().ident
         deadline = time.monotonic() + 3.0
-        while not self.ready() and time.monotonic() < deadline:
+        while not self.ready():
             if self.stop.wait(0.001):
                 return
-        while not self.stop.wait(0.02) and not self.enough() and time.monotonic() < deadline:
+            if time.monotonic() > deadline:
+                self.on_deadline()
+                return
+        while not self.stop.wait(0.02) and not self.enough():
+            if time.monotonic() > deadline:
+                self.on_deadline()
+                return
             signal.pthread_kill(main, SIG)
 
     def finish(self):
@@ -751,7 +760,7 @@ def with_handler(fn):
     return Restore()
 
 
-def interrupt_main_call(tools, ready, fn, exc_type):
+def interrupt_main_call(tools, ready, fn, exc_type, on_deadline=lambda: None):
     """Run fn() in the main thread while signals arrive; the handler raises
     `exc_type` once. Returns how long it took."""
     raised = []
@@ -763,7 +772,7 @@ def interrupt_main_call(tools, ready, fn, exc_type):
             raise exc_type
 
     with with_handler(handler):
-        pester = Pester(tools, ready, enough=lambda: bool(raised))
+        pester = Pester(tools, ready, enough=lambda: bool(raised), on_deadline=on_deadline)
         start = time.monotonic()
         try:
             with pytest.raises(exc_type):
@@ -792,8 +801,10 @@ def test_signal_interrupts_a_blocked_wait_and_leaves_no_trace(impl, tools, way, 
     writer = way in ("lock", "with writer", "writer.acquire")
     rw = blocked(impl, writer)
     before = repr(rw)
+    release = rw.runlock if writer else rw.unlock
     elapsed = interrupt_main_call(
-        tools, lambda: state(rw)["waiters"] == 1, lambda: WAYS[way](rw, tools.TIMEOUT), exc_type
+        tools, lambda: state(rw)["waiters"] == 1, lambda: WAYS[way](rw, tools.TIMEOUT), exc_type,
+        on_deadline=release,
     )
     assert elapsed < 2.0
     assert repr(rw) == before
@@ -818,7 +829,7 @@ def test_interrupted_writer_lets_the_readers_behind_it_in(impl, tools):
             readers.extend(tools.spawn(rw.rlock, tools.TIMEOUT) for _ in range(2))
         return len(readers) == 2 and state(rw)["waiters"] == 3
 
-    interrupt_main_call(tools, ready, lambda: rw.lock(tools.TIMEOUT), KeyboardInterrupt)
+    interrupt_main_call(tools, ready, lambda: rw.lock(tools.TIMEOUT), KeyboardInterrupt, on_deadline=rw.runlock)
     assert tools.join_all(readers) == [True, True]
     assert state(rw) == {"readers": 3, "writer": False, "waiters": 0, "writers_waiting": 0}
     for _ in range(3):
@@ -843,7 +854,8 @@ def test_quiet_handler_lets_the_wait_continue(impl, tools, writer):
         return False
 
     with with_handler(lambda signum, frame: handled.append(signum)):
-        pester = Pester(tools, lambda: state(rw)["waiters"] == 1, enough)
+        pester = Pester(tools, lambda: state(rw)["waiters"] == 1, enough,
+                        on_deadline=rw.runlock if writer else rw.unlock)
         try:
             assert call(rw, writer, tools.TIMEOUT) is True
         finally:
