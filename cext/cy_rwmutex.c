@@ -139,22 +139,10 @@ int cy_rw_leave(cy_rwmutex *rw, cy_rw_waiter *node, int keep)
 
 cy_status cy_rw_wait(cy_rwmutex *rw, cy_rw_waiter *node, int64_t deadline, cy_waiter *w)
 {
-    for (int i = 0; i < CY_SPIN; i++) {
-        if (atomic_load_explicit(&node->ready, CY_ACQUIRE))
-            return CY_OK;
-        cy_cpu_relax();
-    }
-    for (;;) {
-        cy_status r = cy_wait_addr(&node->ready, 0, deadline, w);
-        if (r == CY_CANCELLED) {
-            cy_rw_leave(rw, node, 0); /* the context's end wins over a grant */
-            return r;
-        }
-        if (atomic_load_explicit(&node->ready, CY_ACQUIRE))
-            return CY_OK;
-        if (r != CY_OK)
-            return r;
-    }
+    cy_status r = cy_wait_granted(&node->ready, deadline, w);
+    if (r == CY_CANCELLED)
+        cy_rw_leave(rw, node, 0); /* the context's end wins over a grant */
+    return r;
 }
 
 static int wait_op(void *rw, uintptr_t node, int64_t deadline, cy_waiter *w)

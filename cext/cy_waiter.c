@@ -184,6 +184,24 @@ cy_status cy_wait_addr(_Atomic uint32_t *addr, uint32_t expected, int64_t deadli
     return r;
 }
 
+cy_status cy_wait_granted(_Atomic uint32_t *ready, int64_t deadline, cy_waiter *w)
+{
+    for (int i = 0; i < CY_SPIN; i++) {
+        if (atomic_load_explicit(ready, CY_ACQUIRE))
+            return CY_OK;
+        cy_cpu_relax();
+    }
+    for (;;) {
+        cy_status r = cy_wait_addr(ready, 0, deadline, w);
+        if (r == CY_CANCELLED)
+            return r;
+        if (atomic_load_explicit(ready, CY_ACQUIRE))
+            return CY_OK;
+        if (r != CY_OK)
+            return r;
+    }
+}
+
 void cy_wake(_Atomic uint32_t *addr, int32_t n)
 {
     cy_wake_os(addr, n);

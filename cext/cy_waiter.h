@@ -235,6 +235,13 @@ int cy_wait(const cy_wait_op *op, void *obj, uintptr_t begin, int64_t deadline, 
  * without a token, is a plain cy_park on addr. */
 cy_status cy_wait_addr(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline, cy_waiter *w);
 
+/* A queued waiter whose grant is a word set to 1 (a weighted semaphore's
+ * units, an RWMutex's lock): spins briefly, then sleeps until *ready is
+ * set (CY_OK), the deadline passes, a signal arrives or w's token fires
+ * (CY_CANCELLED even if the grant came meanwhile: the caller leaves and
+ * gives back what it was granted, so the context's end wins). */
+cy_status cy_wait_granted(_Atomic uint32_t *ready, int64_t deadline, cy_waiter *w);
+
 /* Wakes up to n threads parked on addr (CY_WAKE_ALL: all) and pokes every
  * record waiting on it through the address table. */
 void cy_wake(_Atomic uint32_t *addr, int32_t n);

@@ -111,22 +111,10 @@ static int leave(cy_wsem *s, cy_wsem_waiter *node, int keep)
 
 cy_status cy_wsem_wait(cy_wsem *s, cy_wsem_waiter *node, int64_t deadline, cy_waiter *w)
 {
-    for (int i = 0; i < CY_SPIN; i++) {
-        if (atomic_load_explicit(&node->ready, CY_ACQUIRE))
-            return CY_OK;
-        cy_cpu_relax();
-    }
-    for (;;) {
-        cy_status r = cy_wait_addr(&node->ready, 0, deadline, w);
-        if (r == CY_CANCELLED) {
-            leave(s, node, 0); /* the context's end wins over a grant */
-            return r;
-        }
-        if (atomic_load_explicit(&node->ready, CY_ACQUIRE))
-            return CY_OK;
-        if (r != CY_OK)
-            return r;
-    }
+    cy_status r = cy_wait_granted(&node->ready, deadline, w);
+    if (r == CY_CANCELLED)
+        leave(s, node, 0); /* the context's end wins over a grant */
+    return r;
 }
 
 static int wait_op(void *s, uintptr_t node, int64_t deadline, cy_waiter *w)
