@@ -136,6 +136,7 @@ cdef extern from "cy_rwmutex.h" nogil:
 cdef extern from "cy_chan.h" nogil:
     ctypedef struct cy_chan:
         uint32_t cap
+        void **buf
     int CY_CHAN_BLOCK
     int CY_CHAN_CLOSED
     int CY_CASE_RECV

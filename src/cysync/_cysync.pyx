@@ -1261,26 +1261,26 @@ cdef class Chan:
     sender straight to a receiver."""
 
     cdef cy_chan ch
-    cdef void **buf
     cdef object __weakref__
 
     def __cinit__(self, cap=0):
         cdef int64_t n = _index(cap, -1, 1LL << 32)
+        cdef void **buf = NULL           # the channel's ring (cy_chan.buf), freed in __dealloc__
         if n < 0:
             raise ValueError(_R.CHAN_CAP_NEGATIVE)
         if n > 0xffffffff:
             raise OverflowError(_R.CHAN_CAP_TOO_LARGE)
         if n > 0:
-            self.buf = <void **>PyMem_RawMalloc(<size_t>n * sizeof(void *))
-            if self.buf == NULL:
+            buf = <void **>PyMem_RawMalloc(<size_t>n * sizeof(void *))
+            if buf == NULL:
                 raise MemoryError
-        cy_chan_init(&self.ch, self.buf, <uint32_t>n)
+        cy_chan_init(&self.ch, buf, <uint32_t>n)
 
     def __dealloc__(self):
         cdef void *v
         while cy_chan_drain(&self.ch, &v):
             _decref(<PyObject *>v)
-        PyMem_RawFree(self.buf)
+        PyMem_RawFree(self.ch.buf)
 
     def send(self, value, timeout=None, *, ctx=None):
         """Send ``value``: True once it is in the buffer or handed to a
