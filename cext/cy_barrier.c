@@ -20,7 +20,10 @@ static void set_state_locked(cy_barrier *b, int32_t state)
  * one out of a reset re-opens the barrier. */
 static void leave_locked(cy_barrier *b)
 {
-    if (--b->count == 0 && atomic_load_explicit(&b->state, CY_RELAXED) == CY_BARRIER_RESETTING)
+    if (--b->count != 0)
+        return;
+    cy_fork_leave(&b->fork); /* nobody inside: nothing a forked child must forget */
+    if (atomic_load_explicit(&b->state, CY_RELAXED) == CY_BARRIER_RESETTING)
         set_state_locked(b, CY_BARRIER_FILLING);
 }
 
@@ -58,6 +61,8 @@ int cy_barrier_arrive(cy_barrier *b, cy_barrier_ticket *t, int block)
         cy_mutex_unlock(&b->mu);
         return CY_BARRIER_BROKEN_ERR;
     }
+    if (b->count == 0)
+        cy_fork_join(&b->fork); /* threads inside: a forked child must forget them */
     t->index = b->count++;
     t->round = b->round;
     t->epoch = atomic_load_explicit(&b->epoch, CY_RELAXED);
@@ -124,6 +129,7 @@ int cy_barrier_action_done(cy_barrier *b, int ok)
         /* Release: the round ends here, the next one starts empty. */
         b->round++;
         b->count = 0;
+        cy_fork_leave(&b->fork);
         changed_locked(b);
     } else {
         if (!ok)
@@ -187,4 +193,21 @@ uint32_t cy_barrier_n_waiting(cy_barrier *b)
     uint32_t n = atomic_load_explicit(&b->state, CY_RELAXED) == CY_BARRIER_FILLING ? b->count : 0;
     cy_mutex_unlock(&b->mu);
     return n;
+}
+
+void cy_barrier_reinit(cy_barrier *b)
+{
+    cy_mutex_init(&b->mu);
+    cy_fork_leave(&b->fork);
+    b->round++; /* no ticket of the vanished threads is of this round */
+    b->count = 0;
+    b->sleepers = 0;
+    atomic_store_explicit(&b->state, CY_BARRIER_FILLING, CY_RELAXED);
+    atomic_fetch_add_explicit(&b->epoch, 1, CY_RELAXED);
+    cy_spinner_init(&b->spin);
+}
+
+void cy_barrier_fork_reset_(cy_forknode *n)
+{
+    cy_barrier_reinit(cy_container_of(n, cy_barrier, fork));
 }

@@ -26,8 +26,9 @@
 #ifndef CY_BARRIER_H
 #define CY_BARRIER_H
 
-#include "cy_waiter.h"
+#include "cy_fork.h"
 #include "cy_spin.h"
+#include "cy_waiter.h"
 
 enum { CY_BARRIER_FILLING = 0, CY_BARRIER_RESETTING = -1, CY_BARRIER_BROKEN = -2 };
 
@@ -43,7 +44,10 @@ typedef struct {
     uint32_t parties;
     uint32_t sleepers;      /* threads parked (or about to) on epoch; guarded by mu */
     cy_spinner spin;
+    cy_forknode fork;       /* registered while count > 0 (cy_fork.h) */
 } cy_barrier;
+
+void cy_barrier_fork_reset_(cy_forknode *n);
 
 /* What a thread holds between arriving and leaving. */
 typedef struct {
@@ -62,6 +66,7 @@ static inline void cy_barrier_init(cy_barrier *b, uint32_t parties)
     b->parties = parties;
     b->sleepers = 0;
     cy_spinner_init(&b->spin);
+    cy_forknode_init(&b->fork, cy_barrier_fork_reset_);
 }
 
 /* Enter (waiting while a reset finishes or the last thread of this round
@@ -102,6 +107,12 @@ int cy_barrier_action_done(cy_barrier *b, int ok);
 void cy_barrier_leave(cy_barrier *b, const cy_barrier_ticket *t);
 
 void cy_barrier_reset(cy_barrier *b);
+
+/* After fork: the threads inside belonged to threads that no longer exist:
+ * a fresh mutex and a fresh round, empty and filling (what reset() turns
+ * into once everyone inside has left).  The child's cy_fork_child() does it
+ * for every barrier that had threads inside. */
+void cy_barrier_reinit(cy_barrier *b);
 void cy_barrier_abort(cy_barrier *b);
 uint32_t cy_barrier_n_waiting(cy_barrier *b);
 

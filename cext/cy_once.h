@@ -8,19 +8,24 @@
 #ifndef CY_ONCE_H
 #define CY_ONCE_H
 
+#include "cy_fork.h"
 #include "cy_waiter.h"
 
 enum { CY_ONCE_NEW = 0, CY_ONCE_RUNNING = 1, CY_ONCE_RUNNING_WAITERS = 2, CY_ONCE_DONE = 3 };
 
 typedef struct {
-    _Atomic uint32_t state;
+    _Atomic uint32_t state; /* first: the C method Once.do reads it by offset */
     _Atomic uint32_t owner; /* cy_once_self() of the running caller: detects recursion */
+    cy_forknode fork;       /* registered while fn runs (cy_fork.h) */
 } cy_once;
+
+void cy_once_fork_reset_(cy_forknode *n);
 
 static inline void cy_once_init(cy_once *o)
 {
     atomic_init(&o->state, CY_ONCE_NEW);
     atomic_init(&o->owner, 0);
+    cy_forknode_init(&o->fork, cy_once_fork_reset_);
 }
 
 static inline int cy_once_is_done(cy_once *o)
@@ -35,6 +40,7 @@ static inline int cy_once_try_begin(cy_once *o, uint32_t self)
     if (atomic_compare_exchange_strong_explicit(&o->state, &expect, CY_ONCE_RUNNING, CY_ACQUIRE,
                                                 CY_RELAXED)) {
         atomic_store_explicit(&o->owner, self, CY_RELAXED);
+        cy_fork_join(&o->fork); /* fn runs: a child must not wait for a vanished runner */
         return 1;
     }
     return 0;
@@ -47,11 +53,17 @@ static inline int cy_once_running_in(cy_once *o, uint32_t self)
            atomic_load_explicit(&o->owner, CY_RELAXED) == self;
 }
 
-/* A small id for the calling thread, never 0 (ids are not reused, so a
- * 32-bit field keeps the struct at 8 bytes). */
+/* A small id for the calling thread, never 0 (ids are not reused; 32 bits
+ * are plenty). */
 uint32_t cy_once_self(void);
 
 void cy_once_finish(cy_once *o);
+
+/* After fork: if fn was running in a thread other than the caller's (which
+ * no longer exists), the Once is new again, so the next call runs fn; if in
+ * the caller's own thread (a fork from inside fn), it stays running.  The
+ * child's cy_fork_child() does it for every Once whose fn was running. */
+void cy_once_reinit(cy_once *o);
 /* Waits until the running call has finished (`begin` unused). */
 cy_status cy_once_wait(cy_once *o, uintptr_t begin, int64_t deadline, cy_waiter *w);
 

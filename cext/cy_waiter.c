@@ -225,6 +225,15 @@ void cy_wake(_Atomic uint32_t *addr, int32_t n)
     cy_mutex_unlock(&buckets[b].mu);
 }
 
+void cy_wait_table_fork_child(void)
+{
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        cy_mutex_init(&buckets[b].mu);
+        cy_list_init(&buckets[b].head);
+    }
+    atomic_store_explicit(&table_waiters, 0, CY_RELAXED);
+}
+
 cy_status cy_cancel_wait(cy_cancel *c, int64_t deadline)
 {
     _Atomic uint32_t never;

@@ -246,4 +246,9 @@ cy_status cy_wait_granted(_Atomic uint32_t *ready, int64_t deadline, cy_waiter *
  * record waiting on it through the address table. */
 void cy_wake(_Atomic uint32_t *addr, int32_t n);
 
+/* In the child of a fork: an empty address table with fresh mutexes (the
+ * records in it belonged to vanished threads, whose stacks the child may
+ * reuse; a bucket may have been locked by one of them). */
+void cy_wait_table_fork_child(void);
+
 #endif /* CY_WAITER_H */

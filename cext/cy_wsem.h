@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 
+#include "cy_fork.h"
 #include "cy_waiter.h"
 
 #define CY_WSEM_QUEUED 1u
@@ -32,7 +33,10 @@ typedef struct {
     cy_list queue; /* cy_wsem_waiter.link, first come first; guarded by mu */
     cy_mutex mu;
     uint32_t nwaiters; /* guarded by mu; for repr and tests */
+    cy_forknode fork;  /* registered while QUEUED (cy_fork.h) */
 } cy_wsem;
+
+void cy_wsem_fork_reset_(cy_forknode *n);
 
 static inline void cy_wsem_init(cy_wsem *s, int64_t size)
 {
@@ -41,6 +45,7 @@ static inline void cy_wsem_init(cy_wsem *s, int64_t size)
     cy_list_init(&s->queue);
     cy_mutex_init(&s->mu);
     s->nwaiters = 0;
+    cy_forknode_init(&s->fork, cy_wsem_fork_reset_);
 }
 
 static inline int64_t cy_wsem_held(cy_wsem *s)
@@ -102,7 +107,9 @@ static inline uint32_t cy_wsem_waiters(cy_wsem *s)
     return n;
 }
 
-/* After fork: the queued waiters belonged to threads that no longer exist. */
+/* After fork: the queued waiters belonged to threads that no longer exist
+ * (a fresh mutex, an empty queue; the units held stay held).  The child's
+ * cy_fork_child() does it for every semaphore that had a waiter queued. */
 void cy_wsem_reinit(cy_wsem *s);
 
 #endif /* CY_WSEM_H */

@@ -19,12 +19,14 @@ a thread joined with a deadline, and the parent waits for the child with a
 deadline too (then kills it), so a hang is a failure, never a stuck run.
 The child reports each check on a pipe and exits with os._exit().
 
-What breaks today is kept as strict xfails, each with its reason:
-a WeightedSemaphore not re-initialised keeps the vanished waiter in line
-(units granted to it are lost), a Barrier keeps the vanished waiter inside
-the round for ever, and a Once whose function was running blocks every
-later do() for ever (as threading's own Barrier, and a lock held by a
-vanished thread, do).
+The at-fork hook of each implementation resets, in the child, exactly the
+objects that had threads of the parent inside (they joined a registry on
+their slow path): a WeightedSemaphore forgets its queued waiters (units are
+no longer granted to them), a Barrier starts a fresh round, a Once whose
+function was running becomes callable again. The tests below check each one
+without calling _at_fork_reinit(), that the registry holds objects only
+while a thread is inside, and that contexts, the timer thread, a Chan and
+an ErrGroup work in the child.
 """
 
 from __future__ import annotations
@@ -399,20 +401,38 @@ def test_fork_from_a_thread_blocked_elsewhere_many_times(impl, tools):
     assert sem._value == 2
 
 
-# --- what breaks ------------------------------------------------------------------------------------
+# --- what the at-fork hook resets --------------------------------------------------------------
+#
+# Each implementation registers os.register_at_fork(after_in_child=...): in the
+# child it resets exactly the objects that had threads inside at the fork (they
+# joined a registry on their slow path). Nothing below calls _at_fork_reinit().
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: after fork, a WeightedSemaphore that had a queued waiter keeps the vanished waiter "
-    "in line unless the user calls _at_fork_reinit(): the next release() grants it units that "
-    "are then lost for good (the child can never take the full size again). Nothing calls "
-    "_at_fork_reinit() automatically (no os.register_at_fork hook)."))
+def registered(impl):
+    """How many objects of impl are in its fork registry now."""
+    if hasattr(impl, "_fork_registered"):  # the C core's registry
+        return impl._fork_registered()
+    return len(impl._fork_registry)
+
+
 def test_child_weighted_without_reinit(impl, tools):
     blocked = Blocked(impl, tools)
     try:
         def child(report):
+            report.check("queue forgotten", tools.waiters(blocked.wsem) == 0, repr(blocked.wsem))
+            report.check("held kept", blocked.wsem.held == 2, repr(blocked.wsem))
             blocked.wsem.release(2)
             report.check("held 0 after release", blocked.wsem.held == 0, repr(blocked.wsem))
-            report.check("acquire all", blocked.wsem.acquire(2, 0.2) is True, repr(blocked.wsem))
+            report.check("acquire all", blocked.wsem.acquire(2, T) is True, repr(blocked.wsem))
+            # A waiter of the child queues, and is served, as usual.
+            box = []
+            t = threading.Thread(target=lambda: box.append(blocked.wsem.acquire(1, T)), daemon=True)
+            t.start()
+            tools.wait_until(lambda: tools.waiters(blocked.wsem) == 1, timeout=T)
+            blocked.wsem.release(2)
+            t.join(T)
+            report.check("queued child thread served", box == [True], f"{box!r} {blocked.wsem!r}")
+            blocked.wsem.release(1)
+            report.check("all free", blocked.wsem.held == 0, repr(blocked.wsem))
 
         status, lines = run_in_child(child)
         assert_child_ok(status, lines)
@@ -420,29 +440,26 @@ def test_child_weighted_without_reinit(impl, tools):
         blocked.release_all()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug/limitation: after fork, a Barrier that had a waiter keeps it counted in the current "
-    "round for ever: reset() then waits for the vanished thread to leave, so the barrier stays "
-    "resetting for good and every later wait() blocks until its timeout; there is no "
-    "Barrier._at_fork_reinit (threading.Barrier has the same flaw)"))
-def test_child_barrier_with_waiter_at_fork(impl, tools):
+@pytest.mark.parametrize("user_reset", [False, True])
+def test_child_barrier_with_waiter_at_fork(impl, tools, user_reset):
     blocked = Blocked(impl, tools)
     try:
         def child(report):
             b = blocked.barrier
-            if hasattr(b, "_at_fork_reinit"):
-                b._at_fork_reinit()
-            b.reset()
-            results = []
-            threads = [threading.Thread(target=lambda: results.append(b.wait(T)), daemon=True)
-                       for _ in range(3)]
-            for t in threads:
-                t.start()
-            end = time.monotonic() + 1.0
-            for t in threads:
-                t.join(max(0.0, end - time.monotonic()))
-            report.check("a full round of 3 child threads", sorted(results) == [0, 1, 2],
-                         repr(results))
+            report.check("a fresh round", b.n_waiting == 0 and not b.broken, repr(b))
+            if user_reset:
+                b.reset()
+            for rnd in range(2):
+                results = []
+                threads = [threading.Thread(target=lambda: results.append(b.wait(T)), daemon=True)
+                           for _ in range(3)]
+                for t in threads:
+                    t.start()
+                end = time.monotonic() + T
+                for t in threads:
+                    t.join(max(0.0, end - time.monotonic()))
+                report.check(f"round {rnd}: 3 child threads", sorted(results) == [0, 1, 2],
+                             repr(results))
 
         status, lines = run_in_child(child)
         assert_child_ok(status, lines)
@@ -450,10 +467,6 @@ def test_child_barrier_with_waiter_at_fork(impl, tools):
         blocked.release_all()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug/limitation: after fork, a Once (or once_func/once_value) whose fn was running in "
-    "another thread stays 'running' for ever: every do() in the child blocks for good (do() "
-    "has no timeout); there is no Once._at_fork_reinit to make it callable again"))
 @pytest.mark.parametrize("which", ["once", "once_value"])
 def test_child_once_running_at_fork(impl, tools, which):
     blocked = Blocked(impl, tools)
@@ -461,16 +474,126 @@ def test_child_once_running_at_fork(impl, tools, which):
         def child(report):
             if which == "once":
                 o = blocked.once
-                if hasattr(o, "_at_fork_reinit"):
-                    o._at_fork_reinit()
-                report.bounded("Once.do does not hang", lambda: o.do(lambda: None), timeout=1.0)
+                calls = []
+                report.bounded("Once.do does not hang", lambda: o.do(calls.append, 1), timeout=T)
+                report.check("the child's fn ran", calls == [1] and o.done, repr(calls))
+                o.do(calls.append, 2)
+                report.check("and only once", calls == [1], repr(calls))
             else:
                 w = blocked.once_value
-                if hasattr(w, "_at_fork_reinit"):
-                    w._at_fork_reinit()
-                report.bounded("once_value() does not hang", w, timeout=1.0)
+                blocked.gate.set()  # the child's own call of fn must not wait for the parent
+                finished, result = report.bounded("once_value() does not hang", w, timeout=T)
+                report.check("fn computed again in the child", finished and result == 7, repr(result))
+                report.check("and cached", w() == 7)
 
         status, lines = run_in_child(child)
         assert_child_ok(status, lines)
     finally:
         blocked.release_all()
+
+
+def test_fork_from_inside_a_once_fn(impl):
+    """A fork from inside fn: in the child, the forking thread goes on
+    running fn, and the Once is done after it (not run twice)."""
+    o = impl.Once()
+    results = {}
+
+    def fn():
+        results["status"], results["lines"] = run_in_child(child)
+
+    def child(report):
+        report.check("still running", not o.done)
+
+    o.do(fn)
+    assert_child_ok(results["status"], results["lines"])
+    assert o.done
+
+
+def test_registry_only_on_slow_paths(impl, tools):
+    """An object joins the registry while a thread is inside and leaves
+    when it is gone; the fast paths never touch it."""
+    base = registered(impl)
+    ws = impl.WeightedSemaphore(2)
+    assert ws.acquire(2, 0) and ws.try_acquire(1) is False
+    ws.release(2)
+    b1 = impl.Barrier(1)
+    assert b1.wait(T) == 0
+    once = impl.Once()
+    once.do(lambda: registered(impl) == base + 1 or pytest.fail("a running Once is registered"))
+    ov = impl.once_value(lambda: registered(impl))
+    assert ov() == base + 1
+    assert registered(impl) == base
+    ws.acquire(2, 0)
+    w = tools.spawn(ws.acquire, 1, T)
+    tools.wait_until(lambda: tools.waiters(ws) == 1)
+    assert registered(impl) == base + 1
+    ws.release(2)
+    assert w.join() is True
+    ws.release(1)
+    assert registered(impl) == base
+    b = impl.Barrier(2)
+    w = tools.spawn(b.wait, T)
+    tools.wait_until(lambda: b.n_waiting == 1)
+    assert registered(impl) == base + 1
+    b.wait(T)
+    w.join()
+    assert registered(impl) == base
+    # A timed-out waiter leaves too.
+    ws.acquire(2, 0)
+    assert ws.acquire(1, 0.01) is False
+    assert registered(impl) == base
+    ws.release(2)
+
+
+def test_child_contexts_chan_timer_errgroup(impl, tools):
+    """Contexts (cancel, deadline through the timer thread), a Chan, and an
+    ErrGroup keep working in a child forked while the parent's timer thread
+    runs and a thread of the parent is blocked on a Chan."""
+    parent_ctx, parent_cancel = impl.with_timeout(impl.background(), PARENT_T)  # the timer runs
+    ch = impl.Chan()
+    w = tools.spawn(ch.recv, PARENT_T)
+    tools.settle(0.05)
+    try:
+        def child(report):
+            ctx, cancel = impl.with_cancel(impl.background())
+            ev = impl.Event()
+            box = []
+            t = threading.Thread(target=lambda: box.append(_raises(lambda: ev.wait(T, ctx=ctx))),
+                                 daemon=True)
+            t.start()
+            time.sleep(0.02)
+            cancel()
+            t.join(T)
+            report.check("cancel ends a child's wait", box == [impl.Canceled], repr(box))
+            tctx, tcancel = impl.with_timeout(parent_ctx, 0.05)
+            report.check("with_timeout: the timer thread runs in the child",
+                         _raises(lambda: ev.wait(T, ctx=tctx)) is impl.DeadlineExceeded)
+            tcancel()
+            report.check("the parent's context lives on", parent_ctx.err() is None)
+            c2 = impl.Chan(1)
+            c2.send(1)
+            report.check("a new Chan", c2.recv(T) == 1)
+            out = []
+            with impl.ErrGroup(limit=2) as g:
+                for i in range(10):
+                    g.go(out.append, i)
+            report.check("ErrGroup", sorted(out) == list(range(10)), repr(out))
+            gc = impl.ErrGroup()
+            gc.go(lambda: 1 / 0)
+            report.check("ErrGroup error", _raises(gc.wait) is ZeroDivisionError)
+            report.check("ErrGroup ctx cancelled", gc.ctx.err() is not None)
+
+        status, lines = run_in_child(child)
+        assert_child_ok(status, lines)
+    finally:
+        ch.send(1, PARENT_T)
+        assert w.join() == 1
+        parent_cancel()
+
+
+def _raises(fn):
+    try:
+        fn()
+    except BaseException as exc:  # noqa: BLE001
+        return type(exc)
+    return None

@@ -33,6 +33,12 @@ cdef extern from "cy_waiter.h" nogil:
     cy_status cy_cancel_wait(cy_cancel *c, int64_t deadline)
     int cy_wait(const cy_wait_op *op, void *obj, uintptr_t begin, int64_t deadline, cy_cancel *c,
                 int (*on_intr)(void *) noexcept nogil, void *arg)
+    void cy_wait_table_fork_child()
+
+
+cdef extern from "cy_fork.h" nogil:
+    uint32_t cy_fork_child()
+    uint32_t cy_fork_registered()
 
 
 cdef extern from "cy_waitgroup.h" nogil:
@@ -56,6 +62,7 @@ cdef extern from "cy_once.h" nogil:
     bint cy_once_try_begin(cy_once *o, uint32_t self_id)
     bint cy_once_running_in(cy_once *o, uint32_t self_id)
     void cy_once_finish(cy_once *o)
+    void cy_once_reinit(cy_once *o)
     const cy_wait_op cy_once_wait_op
 
 
@@ -111,6 +118,7 @@ cdef extern from "cy_barrier.h" nogil:
     const cy_wait_op cy_barrier_wait_op
     int cy_barrier_action_done(cy_barrier *b, bint ok)
     void cy_barrier_reset(cy_barrier *b)
+    void cy_barrier_reinit(cy_barrier *b)
     void cy_barrier_abort(cy_barrier *b)
     uint32_t cy_barrier_n_waiting(cy_barrier *b)
     bint cy_barrier_broken(cy_barrier *b)

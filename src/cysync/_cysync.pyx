@@ -29,6 +29,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_RawFree, PyMem_RawMallo
 
 import functools as _functools
 import inspect as _inspect
+import os as _os
 import threading as _threading
 import types as _types
 import warnings as _warnings
@@ -480,6 +481,11 @@ cdef class Once:
         """Whether ``fn`` has been called and has returned (or raised)."""
         return cy_once_is_done(&self.o)
 
+    def _at_fork_reinit(self):
+        """After fork(): if ``fn`` was running in a thread that is gone, the
+        next ``do()`` runs its own ``fn``.  Done for you in a forked child."""
+        cy_once_reinit(&self.o)
+
     def __repr__(self):
         return f"{_where(self)}: {'done' if cy_once_is_done(&self.o) else 'not done'}>"
 
@@ -521,7 +527,7 @@ cdef class _OnceCall:
     """Shared core of once_func and once_value: run ``fn()`` once, keep the outcome."""
 
     cdef cy_once o
-    cdef object fn        # dropped once it has run, so closures can be freed
+    cdef object fn        # dropped once it has returned, so closures can be freed
     cdef object outcome   # fn's result, or a _Raised
     cdef object __weakref__
 
@@ -529,6 +535,11 @@ cdef class _OnceCall:
         _check_callable(fn)
         cy_once_init(&self.o)
         self.fn = fn
+
+    def _at_fork_reinit(self):
+        """After fork(): if ``fn`` was running in a thread that is gone, the
+        next call runs it again.  Done for you in a forked child."""
+        cy_once_reinit(&self.o)
 
     def __repr__(self):
         return f"{_where(self)}: {'done' if cy_once_is_done(&self.o) else 'not done'}>"
@@ -540,15 +551,17 @@ cdef object _once_call(_OnceCall self, str name):
     if not cy_once_is_done(&self.o):
         me = cy_once_self()
         if cy_once_try_begin(&self.o, me):
-            fn, self.fn = self.fn, None
+            # fn is kept until it returns: a forked child whose copy of this
+            # call never returns runs it again (cy_once_reinit).
             try:
-                self.outcome = fn()
+                self.outcome = self.fn()
             except BaseException as e:
                 raised = _Raised.__new__(_Raised)
                 raised.exc = e
                 raised.tb = e.__traceback__
                 self.outcome = raised
             finally:
+                self.fn = None
                 cy_once_finish(&self.o)
         elif cy_once_running_in(&self.o, me):
             raise RuntimeError(f"{name} called recursively")
@@ -914,6 +927,11 @@ cdef class Barrier:
     def reset(self):
         """Return to the empty state; threads waiting now get BrokenBarrierError."""
         cy_barrier_reset(&self.b)
+
+    def _at_fork_reinit(self):
+        """After fork(): the threads inside are gone: a fresh, empty round.
+        Done for you in a forked child for a barrier that had threads inside."""
+        cy_barrier_reinit(&self.b)
 
     def abort(self):
         """Break the barrier: current and future wait() calls raise BrokenBarrierError."""
@@ -1801,3 +1819,22 @@ for _cls in (WaitGroup, Once, once_func, once_value, Semaphore, BoundedSemaphore
 del _cls
 
 _dbg._attach(_set_debug)
+
+
+# ---------------------------------------------------------------- fork
+
+def _fork_registered():
+    """How many objects are in the C core's fork registry now (for tests)."""
+    return cy_fork_registered()
+
+
+def _after_fork_in_child():
+    """os.fork()'s child: only the forking thread is left.  Reset the
+    address table and exactly the objects that had waiters of other threads
+    (they joined the registry on their slow path, cext/cy_fork.h)."""
+    cy_wait_table_fork_child()
+    cy_fork_child()
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -38,6 +38,7 @@ import _thread
 import collections
 import functools
 import operator
+import os
 import random
 import signal
 import sys
@@ -91,6 +92,39 @@ _debug = False
 def _set_debug(on: bool) -> None:
     global _debug
     _debug = on
+
+
+# --- fork safety ----------------------------------------------------------------
+#
+# After os.fork() only the forking thread exists in the child. An object whose
+# state names other threads (a queued WeightedSemaphore waiter, a Barrier round
+# with threads inside, a Once whose fn runs) would wait for them for ever. Such
+# an object joins this registry on its slow path, under its own lock, when the
+# first such thread arrives, and leaves it when the last one is gone; the fast
+# paths never touch it. In the child, the hook calls ``_at_fork_reinit()`` on
+# exactly the registered objects (threading's own convention). A dict keyed by
+# id(): one operation each way, atomic with or without the GIL.
+
+_fork_registry: dict[int, Any] = {}
+
+
+def _fork_join(obj: object) -> None:
+    _fork_registry[id(obj)] = obj
+
+
+def _fork_leave(obj: object) -> None:
+    _fork_registry.pop(id(obj), None)
+
+
+def _after_fork_in_child() -> None:
+    objs = list(_fork_registry.values())
+    _fork_registry.clear()
+    for obj in objs:
+        obj._at_fork_reinit()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # --- argument checks and waiting ----------------------------------------------
@@ -374,14 +408,31 @@ class Once:
             if self._done:
                 return None
             self._owner = me
+            _fork_join(self)  # a forked child must not wait for this thread
         try:
             fn(*args, **kwargs)
         finally:
             with self._cond:
                 self._done = True
                 self._owner = None
+                _fork_leave(self)
                 self._cond.notify_all()
         return None
+
+    def _at_fork_reinit(self) -> None:
+        # In a forked child: if fn was running in a thread that is gone, the
+        # next do() runs its own fn (done for you by the at-fork hook).
+        self._cond = threading.Condition(threading.Lock())
+        _at_fork_reinit_owner(self)
+
+
+def _at_fork_reinit_owner(once: Once | _OnceCall) -> None:
+    if once._owner is None:
+        return
+    if once._owner == threading.get_ident():  # a fork from inside fn: it goes on here
+        _fork_join(once)
+    else:
+        once._owner = None  # its thread is gone: callable again
 
 
 class _OnceCall:
@@ -430,6 +481,7 @@ class _OnceCall:
             if self._done:
                 return
             self._owner = me
+            _fork_join(self)  # a forked child must not wait for this thread
         try:
             self._result = self._fn()  # type: ignore[misc]  # not None until done
         except BaseException as exc:  # noqa: BLE001 - cached, re-raised by every call
@@ -437,11 +489,20 @@ class _OnceCall:
             # Skip this frame: the cached traceback starts in fn.
             self._tb = exc.__traceback__.tb_next if exc.__traceback__ else None
         finally:
+            # Kept until now: a forked child whose copy of this call never
+            # returns runs fn again.
             self._fn = None
             with self._cond:
                 self._done = True
                 self._owner = None
+                _fork_leave(self)
                 self._cond.notify_all()
+
+    def _at_fork_reinit(self) -> None:
+        # In a forked child: if fn was running in a thread that is gone, the
+        # next call runs it again (done for you by the at-fork hook).
+        self._cond = threading.Condition(threading.Lock())
+        _at_fork_reinit_owner(self)
 
 
 class once_func(_OnceCall):
@@ -639,9 +700,11 @@ class WeightedSemaphore:
 
     def _at_fork_reinit(self) -> None:
         # In a forked child the queued threads do not exist: a fresh lock and
-        # an empty queue; the units held stay held.
+        # an empty queue; the units held stay held. The at-fork hook does it
+        # for every semaphore that had a waiter queued.
         self._lock = threading.Lock()
         self._waiters.clear()
+        _fork_leave(self)
 
     @staticmethod
     def _check_n(n: int) -> int:
@@ -671,6 +734,8 @@ class WeightedSemaphore:
                 return True
             waiter = _Waiter(n, self._lock)
             try:
+                if not self._waiters:
+                    _fork_join(self)  # a forked child must forget its waiters
                 self._waiters.append(waiter)
                 while not waiter.granted:
                     if not _wait(waiter.cond, deadline, cw, self):
@@ -735,6 +800,8 @@ class WeightedSemaphore:
             waiter.granted = True
             self._waiters.popleft()
             waiter.cond.notify()
+            if not self._waiters:
+                _fork_leave(self)
 
     def _leave(self, waiter: _Waiter) -> None:
         # A waiter gives up (timeout or exception).
@@ -748,6 +815,10 @@ class WeightedSemaphore:
             self._grant_waiters()
         elif waiter in self._waiters:  # not if interrupted before it queued
             self._waiters.remove(waiter)
+        else:
+            return
+        if not self._waiters:
+            _fork_leave(self)
 
 
 # --- Event (drop-in for threading) --------------------------------------------
@@ -885,6 +956,8 @@ class Barrier:
             if self._state == _BROKEN:
                 raise BrokenBarrierError
             index = self._count
+            if index == 0:
+                _fork_join(self)  # threads inside: a forked child must forget them
             self._count += 1
             my_round = self._round
             try:
@@ -919,6 +992,7 @@ class Barrier:
         # The release: this round is over, the next one starts empty.
         self._round += 1
         self._count = 0
+        _fork_leave(self)
         self._cond.notify_all()
 
     def _wait_for_release(self, my_round: int, deadline: float | None, cw: _CtxWait | None) -> None:
@@ -940,7 +1014,10 @@ class Barrier:
 
     def _leave(self) -> None:
         self._count -= 1
-        if self._count == 0 and self._state == _RESETTING:
+        if self._count != 0:
+            return
+        _fork_leave(self)
+        if self._state == _RESETTING:
             self._set_state(_FILLING)  # the last one out of a reset re-opens it
 
     def _set_state(self, state: int) -> None:
@@ -952,6 +1029,16 @@ class Barrier:
         with self._cond:
             # With threads inside, they leave broken and the last one out re-opens it.
             self._set_state(_RESETTING if self._count else _FILLING)
+
+    def _at_fork_reinit(self) -> None:
+        # In a forked child the threads inside are gone: a fresh, empty round
+        # (what reset() turns into once they have left). The at-fork hook
+        # does it for every barrier that had threads inside.
+        self._cond = threading.Condition(threading.Lock())
+        self._state = _FILLING
+        self._round += 1
+        self._count = 0
+        _fork_leave(self)
 
     def abort(self) -> None:
         """Break the barrier: current and future wait() calls raise BrokenBarrierError."""
