@@ -236,6 +236,8 @@ static void test_model(void)
     long ops[6] = {0};
     for (long step = 0; step < steps && cytest_failures() == 0; step++) {
         if (step % 20000 == 0) { /* a fresh semaphore now and then */
+            if (step > 0)
+                cy_wsem_reinit(&m->s); /* out of the fork registry before it goes */
             memset(m, 0, sizeof *m);
             m->size = 1 + (int64_t)cytest_below(&rng, 16);
             cy_wsem_init(&m->s, m->size);
@@ -326,6 +328,8 @@ static void test_model(void)
         }
         model_compare(m, step, op);
     }
+    cy_wsem_reinit(&m->s);
+    CHECK_EQ(cy_fork_registered(), 0);
     free(m);
     cytest_note("%ld random operations checked against the model (try %ld, enqueue %ld, release %ld, "
                 "cancel %ld)",
