@@ -1792,7 +1792,7 @@ cysync_type_set(Queue, "__class_getitem__", classmethod(_types.GenericAlias))
 
 # Contexts and ErrGroup are Python, written once for both implementations:
 # the contexts fire a CancelToken that the waits above park with, and this
-# ErrGroup runs on the C WaitGroup and Semaphore.
+# ErrGroup runs on the C WaitGroup and Chan.
 from cysync import _context
 
 Canceled = _context.Canceled
@@ -1808,7 +1808,7 @@ from cysync._context import _TIMER, _seconds as _context_seconds
 from cysync._errgroup import make_errgroup as _make_errgroup
 
 _Context = Context
-ErrGroup = _make_errgroup(_types.SimpleNamespace(WaitGroup=WaitGroup, Semaphore=Semaphore))
+ErrGroup = _make_errgroup(_types.SimpleNamespace(WaitGroup=WaitGroup, Chan=Chan))
 
 
 # The public classes present themselves as cysync's (reprs read

@@ -2,9 +2,9 @@
 
 Written once over an implementation's primitives: ``make_errgroup(impl)``
 returns an ``ErrGroup`` class whose task counter is ``impl.WaitGroup`` and
-whose limit is ``impl.Semaphore``; ``cysync.pure`` and ``cysync._cysync``
-each call it with themselves. Like ``cysync._context``, this module must not
-import either of them.
+whose tasks reach the workers through an unbuffered ``impl.Chan``;
+``cysync.pure`` and ``cysync._cysync`` each call it with themselves. Like
+``cysync._context``, this module must not import either of them.
 
 ::
 
@@ -17,10 +17,15 @@ import either of them.
 Decisions (Go's behaviour, where Python has a choice to make):
 
 - Tasks run on a pool of worker threads owned by the group: ``go()`` hands
-  the task to an idle worker if there is one, or else starts a new
-  (non-daemon) worker. A worker that stays idle for ``IDLE_TIMEOUT`` seconds
-  exits; ``wait()`` stops and joins them all once every task has finished, so
-  no thread of the group is left running after ``wait()`` returns. A worker
+  the task to an idle worker (a worker waiting in ``recv`` on the group's
+  unbuffered channel: one hand-off, and the C channel's spinning makes it
+  a wake-up without a system call when tasks come quickly), or else starts
+  a new (non-daemon) worker, as long as fewer than `limit` exist, or else
+  waits in ``send`` until a worker is free. So `limit` is the number of
+  workers: at most `limit` tasks run at once with no semaphore per task. A
+  worker that stays idle for ``IDLE_TIMEOUT`` seconds exits; ``wait()``
+  closes the channel and joins them all once every task has finished, so no
+  thread of the group is left running after ``wait()`` returns. A worker
   runs many tasks one after the other: thread-local data outlives a task.
 - ``wait()`` raises the first exception (any ``BaseException``) a task raised.
   Each later one is described in a note on that exception
@@ -50,7 +55,6 @@ from __future__ import annotations
 
 import itertools
 import operator
-import queue
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -59,6 +63,7 @@ from typing import Any
 from . import _rules as _R
 from . import debug as _dbg
 from ._context import Context, background, with_cancel
+from ._errors import ChanClosed
 
 __all__ = ["make_errgroup"]
 
@@ -68,6 +73,9 @@ IDLE_TIMEOUT = 5.0
 MAX_NOTES = 10
 
 _INT32_MAX = _R.INT32_MAX
+_UNLIMITED = 1 << 62  # no limit: as many workers as tasks at once
+_IDLE = "idle"  # go(): an idle worker is promised to the task
+_WAITING = "waiting"  # go(): at `limit`, the next worker to finish is
 _worker_ids = itertools.count(1)
 
 
@@ -136,7 +144,7 @@ class ErrGroupBase:
 
     # The implementation's primitives, set by make_errgroup().
     _WaitGroup: Callable[[], Any]
-    _Semaphore: Callable[[int], Any]
+    _Chan: Callable[[], Any]
 
     def __init__(self, ctx: Context | None = None, limit: int | None = None) -> None:
         if ctx is None:
@@ -145,14 +153,22 @@ class ErrGroupBase:
             raise TypeError(_R.CTX_TYPE)
         limit = _check_limit(limit)
         self._ctx, self._cancel = with_cancel(ctx)
-        self._lock = threading.Lock()  # guards everything below
+        self._lock = threading.Lock()  # guards the fields below that say so
         self._wg = self._WaitGroup()  # tasks started and not finished
-        self._sem = None if limit is None else self._Semaphore(limit)
+        self._wg_add = self._wg.add
         self._limit = limit
-        self._tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._idle = 0  # idle workers not yet promised a task
-        self._workers: set[threading.Thread] = set()  # started and not joined
-        self._closed = False  # wait() has returned (or is joining the workers)
+        self._max_workers = _UNLIMITED if limit is None else limit
+        # Tasks go to idle workers through this unbuffered channel: a send
+        # completes only when a worker has taken the task.
+        self._tasks = self._Chan()
+        self._send = self._tasks.send
+        # Every task sent is promised a worker that will come to recv for
+        # it (exact counts, so that a send never waits for nobody):
+        self._nworkers = 0  # workers alive (lock)
+        self._idle = 0  # workers done with their task and not promised to a send (lock)
+        self._waiting = 0  # sends (at `limit`) not yet promised a worker (lock)
+        self._workers: set[threading.Thread] = set()  # started and not joined (lock)
+        self._closed = False  # wait() has returned, or is joining the workers (lock)
         self._joined = threading.Event()  # the workers are gone
         self._error: BaseException | None = None
         self._error_tb: TracebackType | None = None
@@ -187,8 +203,15 @@ class ErrGroupBase:
         with self._lock:
             if self._wg.count != 0:
                 raise RuntimeError("set_limit called while tasks are running")
-            self._sem = None if n is None else self._Semaphore(n)
             self._limit = n
+            self._max_workers = _UNLIMITED if n is None else n
+            # No task runs: every worker is idle. Those beyond the new limit
+            # retire, each on a None promised to it.
+            extra = max(0, self._nworkers - self._max_workers)
+            self._idle -= extra
+            self._nworkers -= extra
+        for _ in range(extra):
+            self._send(None)
 
     def go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
         """Run ``fn(*args, **kwargs)`` on a worker thread (Go's ``Go``).
@@ -209,10 +232,16 @@ class ErrGroupBase:
         """
         if not callable(fn):
             raise TypeError(_R.FN_NOT_CALLABLE)
-        sem = self._sem
-        if sem is not None:
-            sem.acquire()
-        self._submit(sem, fn, args, kwargs, "go")
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("ErrGroup.go called after wait")
+            self._wg_add(1)  # under the lock: wait() cannot close meanwhile
+            if self._idle > 0:
+                self._idle -= 1  # that worker comes to recv for this task
+                promise = _IDLE
+            else:
+                promise = self._promise()
+        self._send_task((fn, args, kwargs), promise)
 
     def try_go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> bool:
         """Like ``go()``, but never blocks (Go's ``TryGo``).
@@ -232,85 +261,94 @@ class ErrGroupBase:
         """
         if not callable(fn):
             raise TypeError(_R.FN_NOT_CALLABLE)
-        sem = self._sem
-        if sem is not None and not sem.acquire(False):
-            return False
-        self._submit(sem, fn, args, kwargs, "try_go")
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("ErrGroup.try_go called after wait")
+            if self._idle > 0:
+                self._idle -= 1
+                promise = _IDLE
+            elif self._nworkers < self._max_workers:
+                promise = self._promise()
+            else:
+                return False  # `limit` tasks are running
+            self._wg_add(1)
+        self._send_task((fn, args, kwargs), promise)
         return True
 
-    def _submit(
-        self, sem: Any, fn: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any], name: str
-    ) -> None:
-        # The task's unit of `sem` (if any) is held: it is released when the
-        # task ends, or here if the task cannot start.
-        worker = None
+    def _promise(self) -> Any:
+        # (Lock held, no idle worker.) A new worker for the task, or, at
+        # `limit`, a place in line for the next worker to finish.
+        if self._nworkers >= self._max_workers:
+            self._waiting += 1
+            return _WAITING
+        # Forget the workers that exited on their idle timeout (not those
+        # another go() has yet to start: ident None).
+        self._workers = {t for t in self._workers if t.ident is None or t.is_alive()}
+        worker = threading.Thread(target=self._work, name=f"ErrGroup-worker-{next(_worker_ids)}", daemon=False)
+        self._workers.add(worker)
+        self._nworkers += 1
+        if _dbg._on:
+            _dbg._go_thread(worker, "ErrGroup")
+        return worker
+
+    def _send_task(self, task: tuple[Any, ...], promise: Any) -> None:
+        # The task is counted in the WaitGroup and promised a worker; if it
+        # cannot be sent, both are undone.
         try:
-            with self._lock:
-                if self._closed:
-                    raise RuntimeError(f"ErrGroup.{name} called after wait")
-                self._wg.add(1)  # under the lock: wait() cannot close meanwhile
-                if self._idle > 0:
-                    self._idle -= 1  # promised to this task
-                else:
-                    # Forget the workers that exited on their idle timeout
-                    # (not those another go() has yet to start: ident None).
-                    self._workers = {t for t in self._workers if t.ident is None or t.is_alive()}
-                    worker = threading.Thread(
-                        target=self._work, name=f"ErrGroup-worker-{next(_worker_ids)}", daemon=False
-                    )
-                    self._workers.add(worker)
-                    if _dbg._on:
-                        _dbg._go_thread(worker, "ErrGroup")
+            if promise is not _IDLE and promise is not _WAITING:
+                promise.start()
+            self._send(task)
         except BaseException:
-            if sem is not None:
-                sem.release()
+            with self._lock:
+                if promise is _WAITING and self._waiting > 0:
+                    self._waiting -= 1
+                elif promise is _IDLE or promise is _WAITING or promise.ident is not None:
+                    self._idle += 1  # the worker promised comes for nothing: idle
+                else:  # a worker that did not start
+                    self._workers.discard(promise)
+                    self._nworkers -= 1
+            self._wg.done()
             raise
-        if worker is not None:
-            try:
-                worker.start()
-            except BaseException:
-                with self._lock:
-                    self._workers.discard(worker)
-                self._wg.done()
-                if sem is not None:
-                    sem.release()
-                raise
-        self._tasks.put((fn, args, kwargs, sem))
 
     def _work(self) -> None:
-        tasks = self._tasks
+        recv = self._tasks.recv
+        done = self._wg.done
+        record = self._record
+        lock = self._lock
         while True:
             try:
-                task = tasks.get(timeout=IDLE_TIMEOUT)
-            except queue.Empty:
-                with self._lock:
-                    if self._closed:
-                        return  # wait() is joining us
-                    if self._idle > 0:  # no task is promised to an idle worker
+                task = recv(IDLE_TIMEOUT)  # the module's, read each time (tests patch it)
+            except TimeoutError:
+                with lock:
+                    if self._idle > 0:  # not promised to a send: leave
                         self._idle -= 1
+                        self._nworkers -= 1
                         return  # (still in _workers: wait() joins it all the same)
                 continue
-            if task is None:
-                return  # sent by wait()
-            fn, args, kwargs, sem = task
+            except ChanClosed:
+                return  # wait() is joining us
+            if task is None:  # set_limit() lowered the limit (and counted us out)
+                return
+            fn, args, kwargs = task
             task = None
             if _dbg._on:
                 _dbg._task_begin(self._wg, fn)
             try:
                 fn(*args, **kwargs)
             except BaseException as exc:  # noqa: BLE001 - for wait()
-                self._record(exc)
+                record(exc)
             finally:
                 fn = args = kwargs = None  # free them before wait() returns
-                # Idle before the slot is free: a go() that gets the slot
-                # must find this worker, not start another.
-                with self._lock:
-                    self._idle += 1
-                if sem is not None:
-                    sem.release()
+                # Idle (or promised to a waiting send) before the task
+                # counts as done: a go() after that finds this worker.
+                with lock:
+                    if self._waiting > 0:
+                        self._waiting -= 1
+                    else:
+                        self._idle += 1
                 if _dbg._on:
                     _dbg._task_end()
-                self._wg.done()
+                done()
 
     def _record(self, exc: BaseException) -> None:
         with self._lock:
@@ -354,13 +392,12 @@ class ErrGroupBase:
                     self._closed = True
                     workers = list(self._workers)
                     self._workers.clear()
-                    self._idle = 0
+                    self._idle = self._nworkers = 0
                     break
         self._cancel()
         if closing:
             try:
-                for _ in workers:
-                    self._tasks.put(None)
+                self._tasks.close()  # every worker's recv raises ChanClosed
                 for worker in workers:
                     worker.join()
             finally:
@@ -400,14 +437,14 @@ class ErrGroupBase:
 
 def make_errgroup(impl: Any) -> type[ErrGroupBase]:
     """An ErrGroup class over the primitives of `impl` (a module exporting
-    WaitGroup and Semaphore, such as cysync.pure or cysync._cysync)."""
+    WaitGroup and Chan, such as cysync.pure or cysync._cysync)."""
     cls = type(
         "ErrGroup",
         (ErrGroupBase,),
         {
             "__doc__": ErrGroupBase.__doc__,
             "_WaitGroup": impl.WaitGroup,
-            "_Semaphore": impl.Semaphore,
+            "_Chan": impl.Chan,
         },
     )
     cls.__module__ = "cysync"

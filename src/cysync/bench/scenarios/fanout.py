@@ -15,7 +15,14 @@ Two shapes, each for every thread count (default 1 .. 2x cores):
   ``concurrent.futures.wait`` and ``shutdown``.  Thread start-up is counted
   on both sides.
 
-A task is a little CPU-bound Python loop (``runner.spin``), so on a
+- ``errgroup tiny tasks, limit N`` (N = 1, 2, 4, whatever the thread
+  counts): the dispatch cost alone, ``TINY_FACTOR`` x M tasks that do
+  nothing through ``ErrGroup(limit=N)`` (c, py) against a fresh
+  ``ThreadPoolExecutor(max_workers=N)``, ``submit`` each, ``wait`` and
+  ``shutdown`` (stdlib); thread start-up counted on both sides. The target:
+  the C ErrGroup at least 2x the executor's tasks/s.
+
+In the other shapes a task is a little CPU-bound Python loop (``runner.spin``), so on a
 free-threaded interpreter the figures show how throughput scales with threads.
 """
 
@@ -38,6 +45,12 @@ UNIT = "tasks/s"
 TASK_WORK = 200
 
 SHAPES = ("spawn + join", "executor + wait", "errgroup")
+
+#: The limits of the tiny-task rows, and their names.
+TINY_LIMITS = (1, 2, 4)
+TINY = "errgroup tiny tasks, limit {}"
+#: Tiny tasks per round: this many times M (tasks per thread).
+TINY_FACTOR = 10
 
 
 def applicable(impl: Impl) -> bool:
@@ -121,6 +134,31 @@ def errgroup(impl: Impl, threads: int, tasks: int, timeout: float) -> float:
     return time.perf_counter() - t0
 
 
+def _nothing() -> None:
+    pass
+
+
+def errgroup_tiny(impl: Impl, limit: int, total: int, timeout: float) -> float:
+    """One round of ``errgroup tiny tasks``: seconds."""
+    t0 = time.perf_counter()
+    if impl.name == "stdlib":
+        ex = concurrent.futures.ThreadPoolExecutor(max_workers=limit)
+        try:
+            submit = ex.submit
+            futures = [submit(_nothing) for _ in range(total)]
+            _, pending = concurrent.futures.wait(futures, timeout)
+            check(not pending, "fanout: concurrent.futures.wait()", timeout)
+        finally:
+            ex.shutdown(wait=True)
+        return time.perf_counter() - t0
+    group = impl.ErrGroup(limit=limit)
+    go = group.go
+    for _ in range(total):
+        go(_nothing)
+    group.wait()
+    return time.perf_counter() - t0
+
+
 def started_executor(threads: int, timeout: float = DEFAULT_TIMEOUT) -> concurrent.futures.ThreadPoolExecutor:
     """A ThreadPoolExecutor with all its ``threads`` workers running."""
     ex = concurrent.futures.ThreadPoolExecutor(max_workers=threads)
@@ -140,7 +178,8 @@ def started_executor(threads: int, timeout: float = DEFAULT_TIMEOUT) -> concurre
 def run(s: Settings) -> list[Result]:
     impls = [i for i in s.impls if applicable(i)]
     counts = s.thread_counts()
-    s.begin(NAME, len(counts) * len(SHAPES) * len(impls) * s.repeat)
+    tiny_impls = [i for i in impls if i.name == "stdlib" or i.has("ErrGroup")]
+    s.begin(NAME, (len(counts) * len(SHAPES) * len(impls) + len(TINY_LIMITS) * len(tiny_impls)) * s.repeat)
     results = []
     for threads in counts:
         ex = started_executor(threads, s.timeout)
@@ -167,12 +206,27 @@ def run(s: Settings) -> list[Result]:
             ex.shutdown(wait=True)
         for (shape, impl_name), xs in samples.items():
             results.append(make_result(NAME, shape, impl_name, UNIT, xs, threads, tasks=s.tasks))
+    total = TINY_FACTOR * s.tasks
+    for limit in TINY_LIMITS:
+        tiny: dict[str, list[float]] = {}
+        for impl in tiny_impls:  # warm-up
+            errgroup_tiny(impl, limit, max(1, total // 10), s.timeout)
+        for _ in range(s.repeat):
+            for impl in tiny_impls:
+                tiny.setdefault(impl.name, []).append(total / errgroup_tiny(impl, limit, total, s.timeout))
+                s.step(f"{TINY.format(limit)} [{impl.name}]")
+        for impl_name, xs in tiny.items():
+            results.append(make_result(NAME, TINY.format(limit), impl_name, UNIT, xs, limit, tasks=total))
     return results
 
 
 # --- report -------------------------------------------------------------------
 
-TARGETS: list[Target] = []
+TARGETS: list[Target] = [
+    Target(f"ErrGroup tiny tasks/s at limit {n}, c / ThreadPoolExecutor", NAME,
+           (TINY.format(n), "c"), (TINY.format(n), "stdlib"), 2, "ge")
+    for n in TINY_LIMITS
+]
 
 #: The panel of the plot: a line per shape and implementation over thread counts.
 PLOT = "lines"
@@ -180,6 +234,6 @@ PLOT = "lines"
 
 def render(idx: Index, markdown: bool) -> list[str]:
     return [side_by_side(idx, NAME, markdown, threads_col=True, scaling=True),
-            ("tasks/s. c, py: WaitGroup (go + wait, or done() per task + wait); "
-             "stdlib: Thread.start + join, or concurrent.futures.wait. "
+            ("tasks/s. c, py: WaitGroup (go + wait, or done() per task + wait), ErrGroup; "
+             "stdlib: Thread.start + join, or concurrent.futures.wait, ThreadPoolExecutor. "
              "Last column: throughput relative to 1 thread.")]
