@@ -591,6 +591,30 @@ def test_child_contexts_chan_timer_errgroup(impl, tools):
         parent_cancel()
 
 
+def test_child_uses_a_parent_errgroup(impl, tools):
+    """A group of the parent with an idle worker and a task running at the
+    fork: in the child its workers are gone; new tasks get the child's own,
+    and wait() does not wait for the task the parent runs."""
+    g = impl.ErrGroup()
+    g.go(lambda: None)
+    tools.wait_until(lambda: "tasks=0" in repr(g))  # an idle worker
+    release = threading.Event()
+    g.go(release.wait, PARENT_T)  # a task running at the fork
+    try:
+        def child(report):
+            out = []
+            for i in range(20):
+                g.go(out.append, i)
+            report.bounded("wait() in the child", g.wait, timeout=T)
+            report.check("the child's tasks ran", sorted(out) == list(range(20)), repr(out))
+
+        status, lines = run_in_child(child)
+        assert_child_ok(status, lines)
+    finally:
+        release.set()
+        g.wait()
+
+
 def _raises(fn):
     try:
         fn()

@@ -55,7 +55,9 @@ from __future__ import annotations
 
 import itertools
 import operator
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -77,6 +79,19 @@ _UNLIMITED = 1 << 62  # no limit: as many workers as tasks at once
 _IDLE = "idle"  # go(): an idle worker is promised to the task
 _WAITING = "waiting"  # go(): at `limit`, the next worker to finish is
 _worker_ids = itertools.count(1)
+
+
+#: Groups that have started workers, for the at-fork hook (weakly held).
+_with_workers: weakref.WeakSet[ErrGroupBase] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for group in list(_with_workers):
+        group._at_fork_reinit()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _add_note(exc: BaseException, note: str) -> None:
@@ -241,7 +256,14 @@ class ErrGroupBase:
                 promise = _IDLE
             else:
                 promise = self._promise()
-        self._send_task((fn, args, kwargs), promise)
+        if promise is not _IDLE:
+            self._send_task((fn, args, kwargs), promise)
+            return
+        try:  # the common case, inline
+            self._send((fn, args, kwargs))
+        except BaseException:
+            self._undo(promise)
+            raise
 
     def try_go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> bool:
         """Like ``go()``, but never blocks (Go's ``TryGo``).
@@ -287,9 +309,24 @@ class ErrGroupBase:
         worker = threading.Thread(target=self._work, name=f"ErrGroup-worker-{next(_worker_ids)}", daemon=False)
         self._workers.add(worker)
         self._nworkers += 1
+        _with_workers.add(self)
         if _dbg._on:
             _dbg._go_thread(worker, "ErrGroup")
         return worker
+
+    def _at_fork_reinit(self) -> None:
+        # In a forked child the workers are gone (the at-fork hook calls
+        # this for every group that started some): no worker, a fresh
+        # channel (the old one may hold their receives) and lock. The tasks
+        # they were running, or were sent, never end here: uncounted.
+        self._lock = threading.Lock()
+        self._tasks = self._Chan()
+        self._send = self._tasks.send
+        self._nworkers = self._idle = self._waiting = 0
+        self._workers = set()
+        lost = self._wg.count
+        if lost > 0:
+            self._wg.add(-lost)
 
     def _send_task(self, task: tuple[Any, ...], promise: Any) -> None:
         # The task is counted in the WaitGroup and promised a worker; if it
@@ -299,16 +336,20 @@ class ErrGroupBase:
                 promise.start()
             self._send(task)
         except BaseException:
-            with self._lock:
-                if promise is _WAITING and self._waiting > 0:
-                    self._waiting -= 1
-                elif promise is _IDLE or promise is _WAITING or promise.ident is not None:
-                    self._idle += 1  # the worker promised comes for nothing: idle
-                else:  # a worker that did not start
-                    self._workers.discard(promise)
-                    self._nworkers -= 1
-            self._wg.done()
+            self._undo(promise)
             raise
+
+    def _undo(self, promise: Any) -> None:
+        # A task that could not be sent: its promise and its count undone.
+        with self._lock:
+            if promise is _WAITING and self._waiting > 0:
+                self._waiting -= 1
+            elif promise is _IDLE or promise is _WAITING or promise.ident is not None:
+                self._idle += 1  # the worker promised comes for nothing: idle
+            else:  # a worker that did not start
+                self._workers.discard(promise)
+                self._nworkers -= 1
+        self._wg.done()
 
     def _work(self) -> None:
         recv = self._tasks.recv
@@ -393,6 +434,7 @@ class ErrGroupBase:
                     workers = list(self._workers)
                     self._workers.clear()
                     self._idle = self._nworkers = 0
+                    _with_workers.discard(self)
                     break
         self._cancel()
         if closing:
