@@ -61,12 +61,12 @@ int cy_barrier_arrive(cy_barrier *b, cy_barrier_ticket *t, int block)
         cy_mutex_unlock(&b->mu);
         return CY_BARRIER_BROKEN_ERR;
     }
-    if (b->count == 0)
-        cy_fork_join(&b->fork); /* threads inside: a forked child must forget them */
     t->index = b->count++;
     t->round = b->round;
     t->epoch = atomic_load_explicit(&b->epoch, CY_RELAXED);
     int last = b->count == b->parties;
+    if (!last)
+        cy_fork_join(&b->fork); /* a thread waits inside: a forked child must forget it */
     cy_mutex_unlock(&b->mu);
     return last ? CY_BARRIER_LAST : CY_OK;
 }

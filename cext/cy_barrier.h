@@ -44,7 +44,7 @@ typedef struct {
     uint32_t parties;
     uint32_t sleepers;      /* threads parked (or about to) on epoch; guarded by mu */
     cy_spinner spin;
-    cy_forknode fork;       /* registered while count > 0 (cy_fork.h) */
+    cy_forknode fork;       /* registered while a thread waits inside (cy_fork.h) */
 } cy_barrier;
 
 void cy_barrier_fork_reset_(cy_forknode *n);

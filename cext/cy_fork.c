@@ -4,23 +4,21 @@ static cy_mutex reg_mu;
 static cy_list reg = {&reg, &reg};
 static uint32_t reg_n; /* guarded by reg_mu */
 
-void cy_fork_join(cy_forknode *n)
+void cy_fork_join_(cy_forknode *n)
 {
+    n->joined = 1;
     cy_mutex_lock(&reg_mu);
-    if (!cy_list_linked(&n->link)) {
-        cy_list_push_back(&reg, &n->link);
-        reg_n++;
-    }
+    cy_list_push_back(&reg, &n->link);
+    reg_n++;
     cy_mutex_unlock(&reg_mu);
 }
 
-void cy_fork_leave(cy_forknode *n)
+void cy_fork_leave_(cy_forknode *n)
 {
+    n->joined = 0;
     cy_mutex_lock(&reg_mu);
-    if (cy_list_linked(&n->link)) {
-        cy_list_remove(&n->link);
-        reg_n--;
-    }
+    cy_list_remove(&n->link);
+    reg_n--;
     cy_mutex_unlock(&reg_mu);
 }
 
@@ -43,6 +41,7 @@ uint32_t cy_fork_child(void)
     while (!cy_list_empty(&old)) {
         cy_forknode *node = cy_container_of(old.next, cy_forknode, link);
         cy_list_remove(&node->link);
+        node->joined = 0;
         node->reset(node);
         n++;
     }

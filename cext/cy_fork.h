@@ -22,7 +22,10 @@
 #include "cy_mutex.h"
 
 typedef struct cy_forknode {
-    cy_list link; /* in the registry while joined; points to itself otherwise */
+    cy_list link;    /* in the registry while joined; guarded by the registry's mutex */
+    uint32_t joined; /* the same, as a flag its object reads under its own mutex (or,
+                      * for a Once, in the one thread that runs fn): a leave that has
+                      * nothing to do costs a load, not the registry's mutex */
     /* In the child: forget the vanished threads (a fresh mutex, no queued
      * waiters, ...).  Called with the node out of the registry; it may join
      * again (an object the forking thread itself is inside). */
@@ -32,14 +35,27 @@ typedef struct cy_forknode {
 static inline void cy_forknode_init(cy_forknode *n, void (*reset)(cy_forknode *))
 {
     cy_list_init(&n->link);
+    n->joined = 0;
     n->reset = reset;
 }
 
+void cy_fork_join_(cy_forknode *n);
+void cy_fork_leave_(cy_forknode *n);
+
 /* Joins (a no-op if joined); the caller holds the object's mutex, or owns
  * the state that made it join (a Once's running call). */
-void cy_fork_join(cy_forknode *n);
-/* Leaves (a no-op if not joined). */
-void cy_fork_leave(cy_forknode *n);
+static inline void cy_fork_join(cy_forknode *n)
+{
+    if (!n->joined)
+        cy_fork_join_(n);
+}
+
+/* Leaves (a no-op if not joined); the same caller's rule. */
+static inline void cy_fork_leave(cy_forknode *n)
+{
+    if (n->joined)
+        cy_fork_leave_(n);
+}
 
 /* In the child of a fork, with no other thread started yet: a fresh
  * registry mutex, then every registered object reset and out of the

@@ -956,8 +956,8 @@ class Barrier:
             if self._state == _BROKEN:
                 raise BrokenBarrierError
             index = self._count
-            if index == 0:
-                _fork_join(self)  # threads inside: a forked child must forget them
+            if index == 0 and self._parties > 1:
+                _fork_join(self)  # a thread waits inside: a forked child must forget it
             self._count += 1
             my_round = self._round
             try:
@@ -992,7 +992,8 @@ class Barrier:
         # The release: this round is over, the next one starts empty.
         self._round += 1
         self._count = 0
-        _fork_leave(self)
+        if self._parties > 1:
+            _fork_leave(self)
         self._cond.notify_all()
 
     def _wait_for_release(self, my_round: int, deadline: float | None, cw: _CtxWait | None) -> None:
