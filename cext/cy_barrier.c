@@ -1,5 +1,7 @@
 #include "cy_barrier.h"
 
+static void fork_reset(void *b) { cy_barrier_reinit((cy_barrier *)b); }
+
 /* Every change a sleeper may wait for happens under mu and moves `epoch`. */
 static void changed_locked(cy_barrier *b)
 {
@@ -22,7 +24,8 @@ static void leave_locked(cy_barrier *b)
 {
     if (--b->count != 0)
         return;
-    cy_fork_leave(&b->fork); /* nobody inside: nothing a forked child must forget */
+    if (b->parties > 1)
+        cy_fork_leave(b); /* nobody inside: nothing a forked child must forget */
     if (atomic_load_explicit(&b->state, CY_RELAXED) == CY_BARRIER_RESETTING)
         set_state_locked(b, CY_BARRIER_FILLING);
 }
@@ -61,12 +64,12 @@ int cy_barrier_arrive(cy_barrier *b, cy_barrier_ticket *t, int block)
         cy_mutex_unlock(&b->mu);
         return CY_BARRIER_BROKEN_ERR;
     }
+    if (b->count == 0 && b->parties > 1)
+        cy_fork_join(b, fork_reset); /* a thread waits inside: a forked child must forget it */
     t->index = b->count++;
     t->round = b->round;
     t->epoch = atomic_load_explicit(&b->epoch, CY_RELAXED);
     int last = b->count == b->parties;
-    if (!last)
-        cy_fork_join(&b->fork); /* a thread waits inside: a forked child must forget it */
     cy_mutex_unlock(&b->mu);
     return last ? CY_BARRIER_LAST : CY_OK;
 }
@@ -129,7 +132,8 @@ int cy_barrier_action_done(cy_barrier *b, int ok)
         /* Release: the round ends here, the next one starts empty. */
         b->round++;
         b->count = 0;
-        cy_fork_leave(&b->fork);
+        if (b->parties > 1)
+            cy_fork_leave(b);
         changed_locked(b);
     } else {
         if (!ok)
@@ -198,16 +202,12 @@ uint32_t cy_barrier_n_waiting(cy_barrier *b)
 void cy_barrier_reinit(cy_barrier *b)
 {
     cy_mutex_init(&b->mu);
-    cy_fork_leave(&b->fork);
+    if (b->count > 0 && b->parties > 1)
+        cy_fork_leave(b); /* a no-op in the child, whose registry let it go */
     b->round++; /* no ticket of the vanished threads is of this round */
     b->count = 0;
     b->sleepers = 0;
     atomic_store_explicit(&b->state, CY_BARRIER_FILLING, CY_RELAXED);
     atomic_fetch_add_explicit(&b->epoch, 1, CY_RELAXED);
     cy_spinner_init(&b->spin);
-}
-
-void cy_barrier_fork_reset_(cy_forknode *n)
-{
-    cy_barrier_reinit(cy_container_of(n, cy_barrier, fork));
 }

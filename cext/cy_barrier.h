@@ -44,10 +44,7 @@ typedef struct {
     uint32_t parties;
     uint32_t sleepers;      /* threads parked (or about to) on epoch; guarded by mu */
     cy_spinner spin;
-    cy_forknode fork;       /* registered while a thread waits inside (cy_fork.h) */
-} cy_barrier;
-
-void cy_barrier_fork_reset_(cy_forknode *n);
+} cy_barrier; /* in the fork registry (cy_fork.h) while count > 0 and parties > 1 */
 
 /* What a thread holds between arriving and leaving. */
 typedef struct {
@@ -66,7 +63,6 @@ static inline void cy_barrier_init(cy_barrier *b, uint32_t parties)
     b->parties = parties;
     b->sleepers = 0;
     cy_spinner_init(&b->spin);
-    cy_forknode_init(&b->fork, cy_barrier_fork_reset_);
 }
 
 /* Enter (waiting while a reset finishes or the last thread of this round

@@ -17,7 +17,7 @@ uint32_t cy_once_self(void)
 
 void cy_once_finish(cy_once *o)
 {
-    cy_fork_leave(&o->fork);
+    cy_fork_leave(o);
     atomic_store_explicit(&o->owner, 0, CY_RELAXED);
     /* release: fn's effects (a cached result) are visible to every caller
      * that observes DONE. */
@@ -62,14 +62,11 @@ void cy_once_reinit(cy_once *o)
     if (s != CY_ONCE_RUNNING && s != CY_ONCE_RUNNING_WAITERS)
         return;
     if (atomic_load_explicit(&o->owner, CY_RELAXED) == cy_once_self()) {
-        cy_fork_join(&o->fork); /* still running, here: its finish leaves */
+        cy_fork_join(o, cy_once_fork_reset_); /* still running, here: its finish leaves */
         return;
     }
     atomic_store_explicit(&o->owner, 0, CY_RELAXED);
     atomic_store_explicit(&o->state, CY_ONCE_NEW, CY_RELEASE);
 }
 
-void cy_once_fork_reset_(cy_forknode *n)
-{
-    cy_once_reinit(cy_container_of(n, cy_once, fork));
-}
+void cy_once_fork_reset_(void *o) { cy_once_reinit((cy_once *)o); }

@@ -16,16 +16,14 @@ enum { CY_ONCE_NEW = 0, CY_ONCE_RUNNING = 1, CY_ONCE_RUNNING_WAITERS = 2, CY_ONC
 typedef struct {
     _Atomic uint32_t state; /* first: the C method Once.do reads it by offset */
     _Atomic uint32_t owner; /* cy_once_self() of the running caller: detects recursion */
-    cy_forknode fork;       /* registered while fn runs (cy_fork.h) */
-} cy_once;
+} cy_once; /* in the fork registry (cy_fork.h) while fn runs */
 
-void cy_once_fork_reset_(cy_forknode *n);
+void cy_once_fork_reset_(void *o);
 
 static inline void cy_once_init(cy_once *o)
 {
     atomic_init(&o->state, CY_ONCE_NEW);
     atomic_init(&o->owner, 0);
-    cy_forknode_init(&o->fork, cy_once_fork_reset_);
 }
 
 static inline int cy_once_is_done(cy_once *o)
@@ -40,7 +38,7 @@ static inline int cy_once_try_begin(cy_once *o, uint32_t self)
     if (atomic_compare_exchange_strong_explicit(&o->state, &expect, CY_ONCE_RUNNING, CY_ACQUIRE,
                                                 CY_RELAXED)) {
         atomic_store_explicit(&o->owner, self, CY_RELAXED);
-        cy_fork_join(&o->fork); /* fn runs: a child must not wait for a vanished runner */
+        cy_fork_join(o, cy_once_fork_reset_); /* fn runs: a child must not wait for a vanished runner */
         return 1;
     }
     return 0;
@@ -53,8 +51,8 @@ static inline int cy_once_running_in(cy_once *o, uint32_t self)
            atomic_load_explicit(&o->owner, CY_RELAXED) == self;
 }
 
-/* A small id for the calling thread, never 0 (ids are not reused; 32 bits
- * are plenty). */
+/* A small id for the calling thread, never 0 (ids are not reused, so a
+ * 32-bit field keeps the struct at 8 bytes). */
 uint32_t cy_once_self(void);
 
 void cy_once_finish(cy_once *o);

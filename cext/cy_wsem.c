@@ -15,9 +15,11 @@ static void unlink_waiter(cy_wsem *s, cy_wsem_waiter *w)
  * semaphore leaves the fork registry it joined when it set QUEUED. */
 static void clear_queued(cy_wsem *s)
 {
-    atomic_fetch_and_explicit(&s->state, ~(uint64_t)CY_WSEM_QUEUED, CY_RELEASE);
-    cy_fork_leave(&s->fork);
+    if (atomic_fetch_and_explicit(&s->state, ~(uint64_t)CY_WSEM_QUEUED, CY_RELEASE) & CY_WSEM_QUEUED)
+        cy_fork_leave(s);
 }
+
+static void fork_reset(void *s) { cy_wsem_reinit((cy_wsem *)s); }
 
 /* Serves waiters from the head while they fit (caller holds mu). */
 static void notify_waiters(cy_wsem *s)
@@ -72,7 +74,7 @@ int cy_wsem_enqueue(cy_wsem *s, int64_t n, cy_wsem_waiter *w)
             }
         } else if (atomic_compare_exchange_weak_explicit(&s->state, &st, st | CY_WSEM_QUEUED,
                                                          CY_ACQ_REL, CY_RELAXED)) {
-            cy_fork_join(&s->fork); /* the first waiter: a child must forget it */
+            cy_fork_join(s, fork_reset); /* the first waiter: a child must forget it */
             break;
         }
     }
@@ -138,9 +140,4 @@ void cy_wsem_reinit(cy_wsem *s)
     cy_list_init(&s->queue);
     s->nwaiters = 0;
     clear_queued(s);
-}
-
-void cy_wsem_fork_reset_(cy_forknode *n)
-{
-    cy_wsem_reinit(cy_container_of(n, cy_wsem, fork));
 }

@@ -33,10 +33,7 @@ typedef struct {
     cy_list queue; /* cy_wsem_waiter.link, first come first; guarded by mu */
     cy_mutex mu;
     uint32_t nwaiters; /* guarded by mu; for repr and tests */
-    cy_forknode fork;  /* registered while QUEUED (cy_fork.h) */
-} cy_wsem;
-
-void cy_wsem_fork_reset_(cy_forknode *n);
+} cy_wsem; /* in the fork registry (cy_fork.h) while QUEUED */
 
 static inline void cy_wsem_init(cy_wsem *s, int64_t size)
 {
@@ -45,7 +42,6 @@ static inline void cy_wsem_init(cy_wsem *s, int64_t size)
     cy_list_init(&s->queue);
     cy_mutex_init(&s->mu);
     s->nwaiters = 0;
-    cy_forknode_init(&s->fork, cy_wsem_fork_reset_);
 }
 
 static inline int64_t cy_wsem_held(cy_wsem *s)
