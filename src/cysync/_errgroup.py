@@ -250,12 +250,12 @@ class ErrGroupBase:
         with self._lock:
             if self._closed:
                 raise RuntimeError("ErrGroup.go called after wait")
-            self._wg_add(1)  # under the lock: wait() cannot close meanwhile
             if self._idle > 0:
                 self._idle -= 1  # that worker comes to recv for this task
                 promise = _IDLE
             else:
                 promise = self._promise()
+            self._wg_add(1)  # under the lock: wait() cannot close meanwhile
         if promise is not _IDLE:
             self._send_task((fn, args, kwargs), promise)
             return
