@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 from ..runner import DEFAULT_TIMEOUT, BenchError, Impl, Result, Settings, check, join_all, make_result, spin
-from ..tables import Index, Target, side_by_side
+from ..tables import Index, Target, side_by_side, with_targets
 
 NAME = "fanout"
 TITLE = "fan-out / fan-in of N threads x M tasks"
@@ -233,7 +233,7 @@ PLOT = "lines"
 
 
 def render(idx: Index, markdown: bool) -> list[str]:
-    return [side_by_side(idx, NAME, markdown, threads_col=True, scaling=True),
+    return with_targets([side_by_side(idx, NAME, markdown, threads_col=True, scaling=True),
             ("tasks/s. c, py: WaitGroup (go + wait, or done() per task + wait), ErrGroup; "
              "stdlib: Thread.start + join, or concurrent.futures.wait, ThreadPoolExecutor. "
-             "Last column: throughput relative to 1 thread.")]
+             "Last column: throughput relative to 1 thread.")], idx, TARGETS, markdown)
