@@ -2,7 +2,7 @@
 
 Written once over an implementation's primitives: ``make_errgroup(impl)``
 returns an ``ErrGroup`` class whose task counter is ``impl.WaitGroup`` and
-whose tasks reach the workers through an unbuffered ``impl.Chan``;
+whose tasks reach the workers through unbuffered ``impl.Chan`` channels;
 ``cysync.pure`` and ``cysync._cysync`` each call it with themselves. Like
 ``cysync._context``, this module must not import either of them.
 
@@ -17,15 +17,15 @@ whose tasks reach the workers through an unbuffered ``impl.Chan``;
 Decisions (Go's behaviour, where Python has a choice to make):
 
 - Tasks run on a pool of worker threads owned by the group: ``go()`` hands
-  the task to an idle worker (a worker waiting in ``recv`` on the group's
-  unbuffered channel: one hand-off, and the C channel's spinning makes it
-  a wake-up without a system call when tasks come quickly), or else starts
-  a new (non-daemon) worker, as long as fewer than `limit` exist, or else
-  waits in ``send`` until a worker is free. So `limit` is the number of
-  workers: at most `limit` tasks run at once with no semaphore per task. A
-  worker that stays idle for ``IDLE_TIMEOUT`` seconds exits; ``wait()``
-  closes the channel and joins them all once every task has finished, so no
-  thread of the group is left running after ``wait()`` returns. A worker
+  the task to the most recently idle worker, which waits in ``recv`` on its
+  own unbuffered channel (likely still spinning there: with the C channel
+  that hand-off costs no wake-up), or else starts a new (non-daemon)
+  worker, as long as fewer than `limit` exist, or else sends it on a shared
+  channel where the next worker to finish takes it. So `limit` is the number
+  of workers: at most `limit` tasks run at once, with no semaphore per task.
+  A worker that stays idle for ``IDLE_TIMEOUT`` seconds exits; ``wait()``
+  closes the channels and joins them all once every task has finished, so
+  no thread of the group is left running after ``wait()`` returns. A worker
   runs many tasks one after the other: thread-local data outlives a task.
 - ``wait()`` raises the first exception (any ``BaseException``) a task raised.
   Each later one is described in a note on that exception
@@ -76,8 +76,7 @@ MAX_NOTES = 10
 
 _INT32_MAX = _R.INT32_MAX
 _UNLIMITED = 1 << 62  # no limit: as many workers as tasks at once
-_IDLE = "idle"  # go(): an idle worker is promised to the task
-_WAITING = "waiting"  # go(): at `limit`, the next worker to finish is
+_NOTHING = ("nothing",)  # sent to a worker promised to a go() that gave up
 _worker_ids = itertools.count(1)
 
 
@@ -173,16 +172,17 @@ class ErrGroupBase:
         self._wg_add = self._wg.add
         self._limit = limit
         self._max_workers = _UNLIMITED if limit is None else limit
-        # Tasks go to idle workers through this unbuffered channel: a send
-        # completes only when a worker has taken the task.
-        self._tasks = self._Chan()
-        self._send = self._tasks.send
-        # Every task sent is promised a worker that will come to recv for
-        # it (exact counts, so that a send never waits for nobody):
+        # Each worker waits for its tasks in recv on its own unbuffered
+        # channel; idle ones are stacked, the most recently idle on top (it
+        # is likely still spinning: handing it the next task costs no
+        # wake-up). At `limit`, a task goes on the shared channel to the next
+        # worker to finish. Every send is promised a worker that comes to
+        # recv for it (exact counts: a send never waits for nobody).
+        self._tasks = self._Chan()  # the shared channel
+        self._idle: list[Any] = []  # channels of the idle workers, not promised to a send (lock)
         self._nworkers = 0  # workers alive (lock)
-        self._idle = 0  # workers done with their task and not promised to a send (lock)
-        self._waiting = 0  # sends (at `limit`) not yet promised a worker (lock)
-        self._workers: set[threading.Thread] = set()  # started and not joined (lock)
+        self._waiting = 0  # sends on the shared channel not yet promised a worker (lock)
+        self._workers: dict[threading.Thread, Any] = {}  # started, not joined: their channels (lock)
         self._closed = False  # wait() has returned, or is joining the workers (lock)
         self._joined = threading.Event()  # the workers are gone
         self._error: BaseException | None = None
@@ -221,12 +221,12 @@ class ErrGroupBase:
             self._limit = n
             self._max_workers = _UNLIMITED if n is None else n
             # No task runs: every worker is idle. Those beyond the new limit
-            # retire, each on a None promised to it.
+            # retire, each on a None sent to it.
             extra = max(0, self._nworkers - self._max_workers)
-            self._idle -= extra
+            retire = [self._idle.pop() for _ in range(extra)]
             self._nworkers -= extra
-        for _ in range(extra):
-            self._send(None)
+        for ch in retire:
+            ch.send(None)
 
     def go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
         """Run ``fn(*args, **kwargs)`` on a worker thread (Go's ``Go``).
@@ -250,20 +250,20 @@ class ErrGroupBase:
         with self._lock:
             if self._closed:
                 raise RuntimeError("ErrGroup.go called after wait")
-            if self._idle > 0:
-                self._idle -= 1  # that worker comes to recv for this task
-                promise = _IDLE
+            if self._idle:
+                ch = self._idle.pop()  # that worker comes to recv for this task
+                worker = None
             else:
-                promise = self._promise()
+                ch, worker = self._promise()
             self._wg_add(1)  # under the lock: wait() cannot close meanwhile
-        if promise is not _IDLE:
-            self._send_task((fn, args, kwargs), promise)
+        if worker is None:
+            try:  # the common case, inline
+                ch.send((fn, args, kwargs))
+            except BaseException:
+                self._undo(ch, None)
+                raise
             return
-        try:  # the common case, inline
-            self._send((fn, args, kwargs))
-        except BaseException:
-            self._undo(promise)
-            raise
+        self._start_and_send(ch, worker, (fn, args, kwargs))
 
     def try_go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> bool:
         """Like ``go()``, but never blocks (Go's ``TryGo``).
@@ -286,83 +286,95 @@ class ErrGroupBase:
         with self._lock:
             if self._closed:
                 raise RuntimeError("ErrGroup.try_go called after wait")
-            if self._idle > 0:
-                self._idle -= 1
-                promise = _IDLE
+            if self._idle:
+                ch = self._idle.pop()
+                worker = None
             elif self._nworkers < self._max_workers:
-                promise = self._promise()
+                ch, worker = self._promise()
             else:
                 return False  # `limit` tasks are running
             self._wg_add(1)
-        self._send_task((fn, args, kwargs), promise)
+        self._start_and_send(ch, worker, (fn, args, kwargs))
         return True
 
-    def _promise(self) -> Any:
+    def _promise(self) -> tuple[Any, threading.Thread | None]:
         # (Lock held, no idle worker.) A new worker for the task, or, at
-        # `limit`, a place in line for the next worker to finish.
+        # `limit`, the shared channel, where the next worker to finish
+        # comes to recv. Returns the channel to send on, and the worker to
+        # start, if any.
         if self._nworkers >= self._max_workers:
             self._waiting += 1
-            return _WAITING
+            return self._tasks, None
         # Forget the workers that exited on their idle timeout (not those
         # another go() has yet to start: ident None).
-        self._workers = {t for t in self._workers if t.ident is None or t.is_alive()}
-        worker = threading.Thread(target=self._work, name=f"ErrGroup-worker-{next(_worker_ids)}", daemon=False)
-        self._workers.add(worker)
+        self._workers = {t: c for t, c in self._workers.items() if t.ident is None or t.is_alive()}
+        ch = self._Chan()
+        worker = threading.Thread(
+            target=self._work, args=(ch,), name=f"ErrGroup-worker-{next(_worker_ids)}", daemon=False
+        )
+        self._workers[worker] = ch
         self._nworkers += 1
         _with_workers.add(self)
         if _dbg._on:
             _dbg._go_thread(worker, "ErrGroup")
-        return worker
+        return ch, worker
+
+    def _start_and_send(self, ch: Any, worker: threading.Thread | None, task: tuple[Any, ...]) -> None:
+        try:
+            if worker is not None:
+                worker.start()
+            ch.send(task)
+        except BaseException:
+            self._undo(ch, worker)
+            raise
+
+    def _undo(self, ch: Any, worker: threading.Thread | None) -> None:
+        # A task that could not be sent on `ch`: its count and its promise
+        # undone. The worker promised to it is idle again, or, on the shared
+        # channel, gets nothing (or the place in line is given up).
+        nothing = False
+        with self._lock:
+            if ch is self._tasks:
+                if self._waiting > 0:
+                    self._waiting -= 1
+                else:
+                    nothing = True  # a worker is on its way to recv for us
+            elif worker is not None and worker.ident is None:  # did not start
+                self._workers.pop(worker, None)
+                self._nworkers -= 1
+            else:
+                self._idle.append(ch)
+        self._wg.done()
+        if nothing:
+            ch.send(_NOTHING)
 
     def _at_fork_reinit(self) -> None:
         # In a forked child the workers are gone (the at-fork hook calls
         # this for every group that started some): no worker, a fresh
-        # channel (the old one may hold their receives) and lock. The tasks
-        # they were running, or were sent, never end here: uncounted.
+        # shared channel (the old one may hold their receives) and lock.
+        # The tasks they were running, or were sent, never end here:
+        # uncounted.
         self._lock = threading.Lock()
         self._tasks = self._Chan()
-        self._send = self._tasks.send
-        self._nworkers = self._idle = self._waiting = 0
-        self._workers = set()
+        self._idle = []
+        self._nworkers = self._waiting = 0
+        self._workers = {}
         lost = self._wg.count
         if lost > 0:
             self._wg.add(-lost)
 
-    def _send_task(self, task: tuple[Any, ...], promise: Any) -> None:
-        # The task is counted in the WaitGroup and promised a worker; if it
-        # cannot be sent, both are undone.
-        try:
-            if promise is not _IDLE and promise is not _WAITING:
-                promise.start()
-            self._send(task)
-        except BaseException:
-            self._undo(promise)
-            raise
-
-    def _undo(self, promise: Any) -> None:
-        # A task that could not be sent: its promise and its count undone.
-        with self._lock:
-            if promise is _WAITING and self._waiting > 0:
-                self._waiting -= 1
-            elif promise is _IDLE or promise is _WAITING or promise.ident is not None:
-                self._idle += 1  # the worker promised comes for nothing: idle
-            else:  # a worker that did not start
-                self._workers.discard(promise)
-                self._nworkers -= 1
-        self._wg.done()
-
-    def _work(self) -> None:
-        recv = self._tasks.recv
+    def _work(self, own: Any) -> None:
         done = self._wg.done
         record = self._record
         lock = self._lock
+        ch = own  # the first task comes on our own channel
         while True:
             try:
-                task = recv(IDLE_TIMEOUT)  # the module's, read each time (tests patch it)
+                task = ch.recv(IDLE_TIMEOUT)  # the module's, read each time (tests patch it)
             except TimeoutError:
                 with lock:
-                    if self._idle > 0:  # not promised to a send: leave
-                        self._idle -= 1
+                    if ch is own and own in self._idle:  # not promised to a send: leave
+                        self._idle.remove(own)
                         self._nworkers -= 1
                         return  # (still in _workers: wait() joins it all the same)
                 continue
@@ -370,25 +382,29 @@ class ErrGroupBase:
                 return  # wait() is joining us
             if task is None:  # set_limit() lowered the limit (and counted us out)
                 return
-            fn, args, kwargs = task
-            task = None
-            if _dbg._on:
-                _dbg._task_begin(self._wg, fn)
-            try:
-                fn(*args, **kwargs)
-            except BaseException as exc:  # noqa: BLE001 - for wait()
-                record(exc)
-            finally:
-                fn = args = kwargs = None  # free them before wait() returns
-                # Idle (or promised to a waiting send) before the task
-                # counts as done: a go() after that finds this worker.
-                with lock:
-                    if self._waiting > 0:
-                        self._waiting -= 1
-                    else:
-                        self._idle += 1
+            if task is not _NOTHING:
+                fn, args, kwargs = task
+                task = None
                 if _dbg._on:
-                    _dbg._task_end()
+                    _dbg._task_begin(self._wg, fn)
+                try:
+                    fn(*args, **kwargs)
+                except BaseException as exc:  # noqa: BLE001 - for wait()
+                    record(exc)
+                finally:
+                    fn = args = kwargs = None  # free them before wait() returns
+                    if _dbg._on:
+                        _dbg._task_end()
+            # Idle (or promised to a send waiting on the shared channel)
+            # before the task counts as done: a go() after that finds us.
+            with lock:
+                if self._waiting > 0:
+                    self._waiting -= 1
+                    ch = self._tasks
+                else:
+                    self._idle.append(own)
+                    ch = own
+            if task is not _NOTHING:
                 done()
 
     def _record(self, exc: BaseException) -> None:
@@ -431,15 +447,19 @@ class ErrGroupBase:
                 if self._wg.count == 0:  # no go() slipped in since
                     closing = not self._closed
                     self._closed = True
-                    workers = list(self._workers)
+                    workers = dict(self._workers)
                     self._workers.clear()
-                    self._idle = self._nworkers = 0
+                    self._idle = []
+                    self._nworkers = 0
                     _with_workers.discard(self)
                     break
         self._cancel()
         if closing:
             try:
-                self._tasks.close()  # every worker's recv raises ChanClosed
+                # Every worker's recv raises ChanClosed.
+                self._tasks.close()
+                for ch in workers.values():
+                    ch.close()
                 for worker in workers:
                     worker.join()
             finally:
