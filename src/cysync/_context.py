@@ -69,11 +69,17 @@ __all__ = [
     "Context",
     "ContextError",
     "DeadlineExceeded",
+    "after_func",
     "background",
+    "cause",
     "with_cancel",
+    "with_cancel_cause",
     "with_deadline",
+    "with_deadline_cause",
     "with_timeout",
+    "with_timeout_cause",
     "with_value",
+    "without_cancel",
 ]
 
 # Deadlines further away than 2**62 ns (about 146 years; also +inf) mean "no
@@ -118,6 +124,12 @@ class DeadlineExceeded(ContextError):
 def _check_parent(parent: object) -> None:
     if not isinstance(parent, Context):
         raise TypeError("parent must be a Context")
+
+
+def _check_cause(cause: object) -> None:
+    # None is "no cause" (Go's nil): cause(ctx) is then ctx.err().
+    if cause is not None and not isinstance(cause, BaseException):
+        raise TypeError(_rules.CTX_CAUSE_TYPE)
 
 
 def _seconds(value: object, name: str) -> float:
@@ -302,7 +314,7 @@ class _Timer:
                             ctx = ref()
                             if ctx is not None:
                                 try:
-                                    ctx._cancel(DeadlineExceeded)
+                                    ctx._cancel(DeadlineExceeded, ctx._dl_cause)
                                 except Exception:  # noqa: BLE001 - keep serving the others
                                     sys.excepthook(*sys.exc_info())
                             del ctx
@@ -533,6 +545,8 @@ class _CancelContext(Context):
     __slots__ = (
         "_lock",
         "_err",
+        "_cause",  # the cause it ended with, None for "its err()" (Go 1.20)
+        "_dl_cause",  # the cause its own deadline ends it with (with_*_cause)
         "_deadline",
         "_own_deadline",  # the deadline is this context's, not inherited
         "_children",  # {key: _ChildRef}, None once cancelled
@@ -550,6 +564,8 @@ class _CancelContext(Context):
         self._ctl = self
         self._lock = threading.Lock()
         self._err: ContextError | None = None
+        self._cause: BaseException | None = None
+        self._dl_cause: BaseException | None = None
         parent_deadline: float | None = parent._ctl._deadline
         self._own_deadline = deadline is not None and (parent_deadline is None or deadline < parent_deadline)
         self._deadline: float | None = deadline if self._own_deadline else parent_deadline
@@ -569,7 +585,7 @@ class _CancelContext(Context):
             return
         deadline = self._deadline
         if deadline <= _monotonic():  # type: ignore[operator]
-            self._cancel(DeadlineExceeded)  # born cancelled
+            self._cancel(DeadlineExceeded, self._dl_cause)  # born cancelled
             return
         entry = _TIMER.schedule(self, deadline)  # type: ignore[arg-type]
         with self._lock:
@@ -606,11 +622,12 @@ class _CancelContext(Context):
                 child._registry = children
                 child._key = key
                 return
-        child._cancel(type(err))
+        child._cancel(type(err), self._cause)
 
-    def _cancel(self, err_cls: type[ContextError]) -> None:
-        """End this context and its descendants with a new `err_cls()` each
-        (idempotent: a context that has ended keeps its error)."""
+    def _cancel(self, err_cls: type[ContextError], cause: BaseException | None = None) -> None:
+        """End this context and its descendants with a new `err_cls()` each,
+        and `cause` (None: each one's own error) as what ``cause()`` tells
+        (idempotent: a context that has ended keeps its error and cause)."""
         pending: list[_CancelContext] = [self]
         failure: BaseException | None = None  # from a waker: raised once all is done
         while pending:
@@ -619,6 +636,7 @@ class _CancelContext(Context):
                 if ctx._err is not None:
                     continue
                 ctx._err = err_cls()
+                ctx._cause = cause
                 children, ctx._children = ctx._children, None
                 wakers, ctx._wakers = ctx._wakers, None
                 token = ctx._token
@@ -704,7 +722,7 @@ class _CancelContext(Context):
             if d is None or _monotonic() < d:
                 return
             if ctl._own_deadline:  # type: ignore[union-attr]
-                ctl._cancel(DeadlineExceeded)  # type: ignore[union-attr]
+                ctl._cancel(DeadlineExceeded, ctl._dl_cause)  # type: ignore[union-attr]
                 return
             ctx = ctl._parent
 
@@ -739,6 +757,74 @@ class _CancelFunc:
 
     def __repr__(self) -> str:
         return f"<cysync cancel function of {self._ctx!r}>"
+
+
+class _CancelCauseFunc(_CancelFunc):
+    """The ``cancel`` of with_cancel_cause: ``cancel(cause=None)`` ends its
+    context with Canceled, and `cause` (an exception instance) as what
+    ``cause(ctx)`` tells; the first call's cause wins (Go's CancelCauseFunc)."""
+
+    __slots__ = ()
+
+    def __call__(self, cause: BaseException | None = None) -> None:  # type: ignore[override]
+        _check_cause(cause)
+        self._ctx._cancel(Canceled, cause)
+
+
+class _WithoutCancelContext(Context):
+    """without_cancel(parent): the parent's values; never ends, no deadline."""
+
+    __slots__ = ()
+
+    def __init__(self, parent: Context) -> None:
+        self._parent = parent  # value() walks up through it
+        self._ctl = _BACKGROUND  # done(), err(), deadline(): background's
+
+    def _describe(self) -> str:
+        return "without cancel"
+
+
+# The states of an after_func registration.
+_AF_WAITING, _AF_STARTED, _AF_STOPPED = 0, 1, 2
+
+
+class _AfterFunc:
+    """One after_func(ctx, fn): a waker of `ctx` that starts `fn` in a thread
+    of its own, unless ``stop()`` came first. Whichever of the two moves the
+    state out of _AF_WAITING (under the lock) decides."""
+
+    __slots__ = ("_ctx", "_fn", "_lock", "_state", "__weakref__")
+
+    def __init__(self, ctx: Context, fn: Callable[[], object]) -> None:
+        self._ctx = ctx
+        self._fn: Callable[[], object] | None = fn
+        self._lock = threading.Lock()
+        self._state = _AF_WAITING
+
+    def _fire(self) -> None:
+        # The context's waker: called once, by the thread that ends it.
+        with self._lock:
+            if self._state != _AF_WAITING:
+                return
+            self._state = _AF_STARTED
+            fn, self._fn = self._fn, None
+        assert fn is not None
+        threading.Thread(target=fn, name="cysync-after-func", daemon=True).start()
+
+    def stop(self) -> bool:
+        """Keep fn from running: True if this call did (it had not started),
+        False if it has started already or stop() was called before."""
+        with self._lock:
+            if self._state != _AF_WAITING:
+                return False
+            self._state = _AF_STOPPED
+            self._fn = None  # a closure can be freed at once
+        self._ctx._remove_waker(self._fire)
+        return True
+
+    def __repr__(self) -> str:
+        state = ("waiting", "started", "stopped")[self._state]
+        return f"<cysync after_func stop function: {state}>"
 
 
 _BACKGROUND = _BackgroundContext()
@@ -854,6 +940,165 @@ def with_timeout(parent: Context, seconds: float) -> tuple[Context, Callable[[],
     if s > _FOREVER_SECONDS:  # also inf: no deadline
         return _derive(parent, None)
     return _derive(parent, _monotonic() + s)
+
+
+def with_cancel_cause(parent: Context) -> tuple[Context, Callable[..., None]]:
+    """Like ``with_cancel``, but ``cancel(cause=None)`` records why (Go 1.20's
+    WithCancelCause).
+
+    ``cancel(cause)`` ends the child and its descendants with ``Canceled`` as
+    ``err()``, and `cause` as what ``cause(ctx)`` returns for each of them;
+    the first call's cause wins. ``cancel()`` without a cause leaves
+    ``cause(ctx)`` equal to ``ctx.err()``.
+
+    Args:
+        parent: the context to derive from.
+
+    Returns:
+        ``(ctx, cancel)``: the child, and ``cancel(cause=None)``.
+
+    Raises:
+        TypeError: `parent` is not a Context; ``cancel`` raises it, leaving
+            the context unchanged, when `cause` is not an exception instance.
+
+    Example:
+        ```python
+        ctx, cancel = with_cancel_cause(background())
+        cancel(ConnectionError("peer went away"))
+        ctx.err()                 # Canceled()
+        cause(ctx)                # ConnectionError('peer went away')
+        ```
+    """
+    _check_parent(parent)
+    ctx = _CancelContext(parent, None)
+    ctx._start()
+    return ctx, _CancelCauseFunc(ctx)
+
+
+def _derive_cause(
+    parent: Context, deadline: float | None, cause: BaseException | None
+) -> tuple[Context, Callable[[], None]]:
+    ctx = _CancelContext(parent, deadline)
+    if ctx._own_deadline:  # else the parent's deadline comes first: not ours to tell
+        ctx._dl_cause = cause
+    ctx._start()
+    return ctx, _CancelFunc(ctx)
+
+
+def with_deadline_cause(
+    parent: Context, deadline: float, cause: BaseException | None
+) -> tuple[Context, Callable[[], None]]:
+    """Like ``with_deadline``, but when the deadline ends the context,
+    ``cause(ctx)`` is `cause` (Go 1.21's WithDeadlineCause).
+
+    ``err()`` is still ``DeadlineExceeded``. If the parent's deadline comes
+    first, the child's own deadline never ends it and `cause` is not used;
+    ``cancel()`` ends it with ``Canceled`` and no cause.
+
+    Raises:
+        TypeError: `parent` is not a Context, `deadline` is not a number or
+            `cause` is not an exception instance (None: no cause).
+        ValueError: `deadline` is NaN.
+    """
+    _check_parent(parent)
+    _check_cause(cause)
+    d = _seconds(deadline, "deadline")
+    if d - _monotonic() > _FOREVER_SECONDS:
+        return _derive_cause(parent, None, cause)
+    return _derive_cause(parent, d, cause)
+
+
+def with_timeout_cause(
+    parent: Context, seconds: float, cause: BaseException | None
+) -> tuple[Context, Callable[[], None]]:
+    """``with_deadline_cause(parent, time.monotonic() + seconds, cause)``
+    (Go 1.21's WithTimeoutCause).
+
+    Example:
+        ```python
+        ctx, cancel = with_timeout_cause(background(), 0.5, TimeoutError("slow backend"))
+        ctx.done().wait()
+        ctx.err()                 # DeadlineExceeded()
+        cause(ctx)                # TimeoutError('slow backend')
+        ```
+    """
+    _check_parent(parent)
+    _check_cause(cause)
+    s = _seconds(seconds, "seconds")
+    if s > _FOREVER_SECONDS:
+        return _derive_cause(parent, None, cause)
+    return _derive_cause(parent, _monotonic() + s, cause)
+
+
+def cause(ctx: Context) -> BaseException | None:
+    """Why `ctx` ended (Go 1.20's context.Cause).
+
+    Returns:
+        None while `ctx` has not ended; then the cause given to the cancel of
+        ``with_cancel_cause`` or to ``with_*_cause`` whose end reached `ctx`
+        (descendants inherit it), else the very object ``ctx.err()`` returns.
+
+    Raises:
+        TypeError: `ctx` is not a Context.
+    """
+    if not isinstance(ctx, Context):
+        raise TypeError(_rules.CTX_TYPE.replace(" or None", ""))
+    ctl = ctx._ctl
+    if ctl is _BACKGROUND:
+        return None
+    with ctl._lock:  # type: ignore[union-attr]
+        err = ctl._err
+        c = ctl._cause  # type: ignore[union-attr]
+    return err if c is None else c
+
+
+def after_func(ctx: Context, fn: Callable[[], object]) -> Callable[[], bool]:
+    """Run ``fn()`` once, in a thread of its own, when `ctx` ends (Go 1.21's
+    AfterFunc). No thread exists before that; if `ctx` has ended already,
+    the thread starts at once.
+
+    Returns:
+        ``stop() -> bool``: True if it kept `fn` from starting (then `fn`
+        never runs); False if `fn` has started already or ``stop()`` was
+        called before. On a context that can never end, ``stop()`` returns
+        True once, then False.
+
+    Raises:
+        TypeError: `ctx` is not a Context, or `fn` is not callable.
+
+    Example:
+        ```python
+        ctx, cancel = with_cancel(background())
+        stop = after_func(ctx, conn.close)   # close the connection when ctx ends
+        ...
+        if stop():                # done before ctx ended: conn stays open
+            ...
+        ```
+    """
+    if not isinstance(ctx, Context):
+        raise TypeError(_rules.CTX_TYPE.replace(" or None", ""))
+    if not callable(fn):
+        raise TypeError(_rules.FN_NOT_CALLABLE)
+    af = _AfterFunc(ctx, fn)
+    if not ctx._add_waker(af._fire):
+        af._fire()  # ended already
+    return af.stop
+
+
+def without_cancel(parent: Context) -> Context:
+    """A context with `parent`'s values that never ends and has no
+    deadline, whatever `parent` does (Go 1.21's WithoutCancel).
+
+    Raises:
+        TypeError: `parent` is not a Context.
+
+    Example:
+        ```python
+        audit = without_cancel(request_ctx)  # outlives the request, keeps its values
+        ```
+    """
+    _check_parent(parent)
+    return _WithoutCancelContext(parent)
 
 
 def with_value(parent: Context, key: Hashable, value: Any) -> Context:

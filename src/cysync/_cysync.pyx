@@ -1786,6 +1786,12 @@ with_cancel = _context.with_cancel
 with_deadline = _context.with_deadline
 with_timeout = _context.with_timeout
 with_value = _context.with_value
+with_cancel_cause = _context.with_cancel_cause
+with_deadline_cause = _context.with_deadline_cause
+with_timeout_cause = _context.with_timeout_cause
+cause = _context.cause
+after_func = _context.after_func
+without_cancel = _context.without_cancel
 from cysync._context import _TIMER, _seconds as _context_seconds
 from cysync._errgroup import make_errgroup as _make_errgroup
 

@@ -60,11 +60,17 @@ from ._context import Canceled as Canceled
 from ._context import Context as Context
 from ._context import ContextError as ContextError
 from ._context import DeadlineExceeded as DeadlineExceeded
+from ._context import after_func as after_func
 from ._context import background as background
+from ._context import cause as cause
 from ._context import with_cancel as with_cancel
+from ._context import with_cancel_cause as with_cancel_cause
 from ._context import with_deadline as with_deadline
+from ._context import with_deadline_cause as with_deadline_cause
 from ._context import with_timeout as with_timeout
+from ._context import with_timeout_cause as with_timeout_cause
 from ._context import with_value as with_value
+from ._context import without_cancel as without_cancel
 from ._errors import ChanClosed as ChanClosed
 from ._errors import ShutDown as ShutDown
 from ._pure_defer import defer as defer
