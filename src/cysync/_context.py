@@ -53,6 +53,7 @@ Private hooks the primitives' waits use, described in docs/contexts.md
 
 from __future__ import annotations
 
+import abc
 import heapq
 import os
 import sys
@@ -124,6 +125,18 @@ class DeadlineExceeded(ContextError):
 def _check_parent(parent: object) -> None:
     if not isinstance(parent, Context):
         raise TypeError("parent must be a Context")
+
+
+#: The C implementation's context functions, by name, registered by
+#: cysync._cysync when it loads (empty without it). A context's children are
+#: of its own implementation: given a parent of the C implementation, the
+#: functions below hand the call over to these (and the C ones to us), so a
+#: tree never mixes the two and each keeps its own bookkeeping.
+_OTHER: dict[str, Callable[..., Any]] = {}
+
+
+def _foreign(parent: Context) -> bool:
+    return type(parent) not in _PURE_TYPES
 
 
 def _check_cause(cause: object) -> None:
@@ -226,7 +239,7 @@ class _Timer:
         self._dead = 0  # dead entries still in the heap
         self._compact_at = self._MIN_COMPACT
 
-    def schedule(self, ctx: _CancelContext, deadline: float) -> list[Any]:
+    def schedule(self, ctx: Context, deadline: float) -> list[Any]:
         """Add a deadline for `ctx`; returns the entry, for ``unschedule``."""
         ref = weakref.ref(ctx)  # outside the lock: may run a collection
         return self._push(deadline, ref)
@@ -275,7 +288,7 @@ class _Timer:
                 live.append(entry)  # a callback stays until it has run
                 continue
             ctx = ref()
-            if ctx is None or ctx._err is not None:
+            if ctx is None or ctx.err() is not None:
                 entry[2] = None
                 continue
             live.append(entry)
@@ -314,7 +327,7 @@ class _Timer:
                             ctx = ref()
                             if ctx is not None:
                                 try:
-                                    ctx._cancel(DeadlineExceeded, ctx._dl_cause)
+                                    ctx._deadline_passed()
                                 except Exception:  # noqa: BLE001 - keep serving the others
                                     sys.excepthook(*sys.exc_info())
                             del ctx
@@ -362,7 +375,7 @@ if hasattr(os, "register_at_fork"):
 # --- contexts -------------------------------------------------------------------
 
 
-class Context:
+class Context(metaclass=abc.ABCMeta):
     """Go's context.Context: a cancellation signal, a deadline and values,
     passed down a tree of calls.
 
@@ -452,7 +465,8 @@ class Context:
         """
         ctx: Context | None = self
         while ctx is not None:
-            if type(ctx) is _ValueContext:
+            kind = type(ctx)
+            if kind is _ValueContext:
                 k = ctx._key
                 if k is key or (type(k) is type(key) and k == key):
                     return ctx._value
@@ -472,6 +486,14 @@ class Context:
 
     def _expire(self) -> None:
         self._ctl._expire()
+
+    def _explicit_cause(self) -> BaseException | None:
+        # The cause given to the cancel that ended it, None if none (or live):
+        # what a child in the other implementation inherits.
+        ctl = self._ctl
+        if ctl is _BACKGROUND or ctl._err is None:
+            return None
+        return ctl._cause  # type: ignore[union-attr]
 
     def _describe(self) -> str:
         ctl = self._ctl
@@ -605,6 +627,10 @@ class _CancelContext(Context):
                         done._event.set()
                     self._done = done
         return done
+
+    def _deadline_passed(self) -> None:
+        # The timer's hook: our own deadline passed.
+        self._cancel(DeadlineExceeded, self._dl_cause)
 
     def _adopt(self, child: _CancelContext) -> None:
         # Register `child`, or cancel it at once if we have ended.
@@ -876,6 +902,8 @@ def with_cancel(parent: Context) -> tuple[Context, Callable[[], None]]:
         ```
     """
     _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["with_cancel"](parent)  # type: ignore[no-any-return]
     return _derive(parent, None)
 
 
@@ -902,6 +930,8 @@ def with_deadline(parent: Context, deadline: float) -> tuple[Context, Callable[[
         ValueError: `deadline` is NaN.
     """
     _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["with_deadline"](parent, deadline)  # type: ignore[no-any-return]
     d = _seconds(deadline, "deadline")
     if d - _monotonic() > _FOREVER_SECONDS:  # also inf: no deadline
         return _derive(parent, None)
@@ -936,6 +966,8 @@ def with_timeout(parent: Context, seconds: float) -> tuple[Context, Callable[[],
         ```
     """
     _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["with_timeout"](parent, seconds)  # type: ignore[no-any-return]
     s = _seconds(seconds, "seconds")
     if s > _FOREVER_SECONDS:  # also inf: no deadline
         return _derive(parent, None)
@@ -970,6 +1002,8 @@ def with_cancel_cause(parent: Context) -> tuple[Context, Callable[..., None]]:
         ```
     """
     _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["with_cancel_cause"](parent)  # type: ignore[no-any-return]
     ctx = _CancelContext(parent, None)
     ctx._start()
     return ctx, _CancelCauseFunc(ctx)
@@ -1001,6 +1035,8 @@ def with_deadline_cause(
         ValueError: `deadline` is NaN.
     """
     _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["with_deadline_cause"](parent, deadline, cause)  # type: ignore[no-any-return]
     _check_cause(cause)
     d = _seconds(deadline, "deadline")
     if d - _monotonic() > _FOREVER_SECONDS:
@@ -1023,6 +1059,8 @@ def with_timeout_cause(
         ```
     """
     _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["with_timeout_cause"](parent, seconds, cause)  # type: ignore[no-any-return]
     _check_cause(cause)
     s = _seconds(seconds, "seconds")
     if s > _FOREVER_SECONDS:
@@ -1043,6 +1081,12 @@ def cause(ctx: Context) -> BaseException | None:
     """
     if not isinstance(ctx, Context):
         raise TypeError(_rules.CTX_TYPE.replace(" or None", ""))
+    if type(ctx) not in _PURE_TYPES:  # a context of the C implementation
+        err = ctx.err()  # first: the cause is written before the error
+        if err is None:
+            return None
+        c = ctx._explicit_cause()
+        return err if c is None else c
     ctl = ctx._ctl
     if ctl is _BACKGROUND:
         return None
@@ -1098,6 +1142,8 @@ def without_cancel(parent: Context) -> Context:
         ```
     """
     _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["without_cancel"](parent)  # type: ignore[no-any-return]
     return _WithoutCancelContext(parent)
 
 
@@ -1126,12 +1172,18 @@ def with_value(parent: Context, key: Hashable, value: Any) -> Context:
         ```
     """
     _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["with_value"](parent, key, value)  # type: ignore[no-any-return]
     try:
         hash(key)
     except TypeError:
         raise TypeError("key must be hashable") from None
     return _ValueContext(parent, key, value)
 
+
+# The classes of this implementation: any other Context (registered with
+# Context by the C implementation) is asked through its methods and hooks.
+_PURE_TYPES = frozenset({_BackgroundContext, _CancelContext, _ValueContext, _WithoutCancelContext})
 
 for _cls in (Context, ContextError, Canceled, DeadlineExceeded):
     _cls.__module__ = "cysync"
