@@ -63,7 +63,12 @@ from collections.abc import Callable, Hashable
 from time import monotonic as _monotonic
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from . import _rules
+
+if TYPE_CHECKING:
+    from .pure import _ContextDone
 
 __all__ = [
     "Canceled",
@@ -88,8 +93,6 @@ __all__ = [
 # int64 nanoseconds and must not overflow.
 _FOREVER_SECONDS = _rules.FOREVER_SECONDS
 
-# The stdlib Event, taken at import (before any cysync.patch()).
-_StdEvent = threading.Event
 
 
 # --- errors ---------------------------------------------------------------------
@@ -164,43 +167,20 @@ def _seconds(value: object, name: str) -> float:
 # --- done() ---------------------------------------------------------------------
 
 
-class _Done:
-    """What ``ctx.done()`` returns: Go's Done channel as a read-only Event.
+def _new_done() -> _ContextDone:
+    """A new ``done()`` event: the pure Event (``cysync.pure._ContextDone``,
+    read-only for users; the context sets it with ``_fire()``). Imported on
+    first use: cysync.pure imports this module."""
+    global _done_cls
+    if _done_cls is None:
+        from .pure import _ContextDone
 
-    ``is_set()`` is True once the context has ended; ``wait(timeout=None)``
-    blocks until then and returns True, or False if `timeout` ran out first.
-    It cannot be set from outside: only the context's cancellation sets it.
+        _done_cls = _ContextDone
+    return _done_cls()
 
-    Example:
-        ```python
-        ctx, cancel = with_timeout(background(), 0.5)
-        ctx.done().wait()         # True after 0.5 s (Go: <-ctx.Done())
-        ctx.done().is_set()       # True
-        ```
-    """
 
-    __slots__ = ("_event",)
-
-    def __init__(self) -> None:
-        self._event = _StdEvent()
-
-    def is_set(self) -> bool:
-        """True once the context has ended."""
-        return self._event.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the context ends.
-
-        Args:
-            timeout: seconds to wait at most; None waits for as long as it takes.
-
-        Returns:
-            True once the context has ended, False if `timeout` expired first.
-        """
-        return self._event.wait(timeout)
-
-    def __repr__(self) -> str:
-        return f"<cysync context done: {'set' if self._event.is_set() else 'unset'}>"
+_done_cls: Any = None
+_bg_done_lock = threading.Lock()
 
 
 # --- the shared timer thread ----------------------------------------------------
@@ -423,7 +403,7 @@ class Context(metaclass=abc.ABCMeta):
             )
         return object.__new__(cls)
 
-    def done(self) -> _Done:
+    def done(self) -> _ContextDone:
         """Go's ``ctx.Done()``: an Event-like object set once this context has ended.
 
         Returns:
@@ -522,10 +502,16 @@ class _BackgroundContext(Context):
     def __init__(self) -> None:
         self._parent = None
         self._ctl = self
-        self._done = _Done()  # never set
+        self._done: _ContextDone | None = None  # made on first use, never set
 
-    def done(self) -> _Done:
-        return self._done
+    def done(self) -> _ContextDone:
+        done = self._done
+        if done is None:
+            with _bg_done_lock:
+                done = self._done
+                if done is None:
+                    done = self._done = _new_done()
+        return done
 
     def _adopt(self, child: _CancelContext) -> None:
         pass  # background never cancels: no need to know its children
@@ -575,7 +561,7 @@ class _CancelContext(Context):
         "_next_key",
         "_wakers",  # {fn: registrations}, None once cancelled
         "_token",  # the C token, made on first use
-        "_done",  # the _Done, made on first use
+        "_done",  # the done() event, made on first use
         "_timer",  # the timer heap entry
         "_registry",  # the parent's children dict, and our key in it
         "_key",
@@ -595,7 +581,7 @@ class _CancelContext(Context):
         self._next_key = 0
         self._wakers: dict[Callable[[], object], int] | None = None
         self._token: Any = None
-        self._done: _Done | None = None
+        self._done: _ContextDone | None = None
         self._timer: list[Any] | None = None
         self._registry: dict[int, _ChildRef] | None = None
         self._key = 0
@@ -616,15 +602,15 @@ class _CancelContext(Context):
                 return
         _TIMER.unschedule(entry)  # cancelled meanwhile
 
-    def done(self) -> _Done:
+    def done(self) -> _ContextDone:
         done = self._done
         if done is None:
             with self._lock:
                 done = self._done
                 if done is None:
-                    done = _Done()
+                    done = _new_done()
                     if self._err is not None:
-                        done._event.set()
+                        done._fire()
                     self._done = done
         return done
 
@@ -673,7 +659,7 @@ class _CancelContext(Context):
             if token is not None:
                 token.fire()
             if done is not None:
-                done._event.set()
+                done._fire()
             if wakers:
                 for fn in wakers:
                     try:

@@ -169,9 +169,12 @@ cdef class _CtxWait:
         self.deadline = own
         self.by_ctx = False
         if type(self.ctx) is _CContext:
-            d = (<_CContext>self.token).deadline_s
-        else:
-            d = self.ctx.deadline()
+            ctx_deadline = (<_CContext>self.token).dl_ns
+            if ctx_deadline != CY_NO_DEADLINE and ctx_deadline <= own:
+                self.deadline = ctx_deadline
+                self.by_ctx = True
+            return 0
+        d = self.ctx.deadline()
         if d is not None:
             left = d - _monotonic()
             ctx_deadline = cy_deadline_after(<int64_t>ceil(left * 1e9) + 1000) if left > 0 else cy_now_ns()
@@ -1876,7 +1879,9 @@ cdef class _CContext:
     cdef PyObject *ctl
     cdef object key, val           # VALUE
     cdef object deadline_s         # CANCEL: None or time.monotonic() seconds
+    cdef int64_t dl_ns             # the same on cy_now_ns()'s clock, or CY_NO_DEADLINE
     cdef bint own_deadline
+    cdef bint armed                # its deadline's owner is on the timer (see _c_arm)
     cdef cython.pymutex mu         # guards the fields below (CANCEL)
     cdef object err_obj            # made on first err()
     cdef object cause_obj          # the explicit cause, or None: err()
@@ -1893,6 +1898,7 @@ cdef class _CContext:
 
     def __cinit__(self):
         cy_ctx_init(&self.c)
+        self.dl_ns = CY_NO_DEADLINE
 
     def __init__(self):
         raise TypeError(_CTX_DIRECT)
@@ -2028,7 +2034,16 @@ cdef str _CTX_DIRECT = (
 cdef inline object _c_err(_CContext ctl):
     cdef uint32_t s = cy_ctx_state(&ctl.c)
     if s == CY_CTX_LIVE:
-        return None
+        if ctl.armed or ctl.dl_ns == CY_NO_DEADLINE or cy_now_ns() < ctl.dl_ns:
+            return None
+        # The deadline passed and it is not on the timer (nothing waited for
+        # it: see _c_arm): end it now.  Never when armed: then wakers may be
+        # registered, and err() must not run them (a pure wait calls err()
+        # holding the Condition its waker takes); the timer ends it.
+        _c_expire(ctl)
+        s = cy_ctx_state(&ctl.c)
+        if s == CY_CTX_LIVE:
+            return None
     e = ctl.err_obj
     if e is not None:
         return e
@@ -2047,10 +2062,40 @@ cdef int _c_raise(_CContext ctl) except -1:
     raise _c_err(ctl).with_traceback(None)
 
 
+cdef int _c_arm(_CContext ctl) except -1:
+    """Put the deadline `ctl` shows (its own or an ancestor's) on the timer.
+
+    A deadline goes on the timer only once something can wait for the end
+    without a deadline of its own: done(), a waker, a token.  Until then
+    nothing needs the timer: err() and the waits compare the clock with
+    the deadline themselves.  So with_timeout() + cancel() never touches
+    the timer's heap."""
+    cdef _CContext owner = ctl
+    if ctl.armed or ctl.dl_ns == CY_NO_DEADLINE:
+        return 0
+    while not owner.own_deadline:
+        owner = <_CContext>(<_CContext>owner.parent).ctl
+    if not owner.armed:
+        with owner.mu:
+            go = not owner.armed and cy_ctx_state(&owner.c) == CY_CTX_LIVE
+            owner.armed = True
+        if go:
+            entry = _TIMER.schedule(owner, owner.deadline_s)
+            with owner.mu:
+                if cy_ctx_state(&owner.c) == CY_CTX_LIVE:
+                    owner.timer = entry
+                    entry = None
+            if entry is not None:
+                _TIMER.unschedule(entry)       # ended meanwhile
+    ctl.armed = True
+    return 0
+
+
 cdef _CDone _c_done(_CContext ctl):
     cdef _CDone d = ctl.done_ev
     if d is not None:
         return d
+    _c_arm(ctl)
     fresh = _CDone.__new__(_CDone)
     with ctl.mu:
         if ctl.done_ev is None:
@@ -2064,6 +2109,7 @@ cdef _CDone _c_done(_CContext ctl):
 
 
 cdef object _c_add_waker(_CContext ctl, object fn):
+    _c_arm(ctl)
     with ctl.mu:
         if cy_ctx_state(&ctl.c) != CY_CTX_LIVE:
             return False
@@ -2089,6 +2135,7 @@ cdef object _c_token(_CContext ctl, object token_cls):
     token = ctl.token
     if token is not None:
         return token
+    _c_arm(ctl)
     fresh = token_cls()
     with ctl.mu:
         if ctl.token is None:
@@ -2113,8 +2160,7 @@ cdef int _c_expire(_CContext ctx) except -1:
         ctl = <_CContext>(<_CContext>node).ctl
         if cy_ctx_state(&ctl.c) != CY_CTX_LIVE:
             return 0
-        d = ctl.deadline_s
-        if d is None or _monotonic() < d:
+        if ctl.dl_ns == CY_NO_DEADLINE or cy_now_ns() < ctl.dl_ns:
             return 0
         if ctl.own_deadline:
             _c_end(ctl, CY_CTX_DEADLINE, ctl.dl_cause)
@@ -2219,25 +2265,22 @@ cdef _CContext _c_derive(_CContext parent, object deadline, object dl_cause):
     if parent.ctl != NULL:
         pctl = <_CContext>parent.ctl
     pd = None if pctl is None else pctl.deadline_s
+    cdef double left
+    ctx.dl_ns = CY_NO_DEADLINE
     if deadline is not None and (pd is None or deadline < pd):
         ctx.own_deadline = True
         ctx.deadline_s = deadline
         ctx.dl_cause = dl_cause
-    else:
+        left = deadline - _monotonic()
+        ctx.dl_ns = cy_deadline_after(<int64_t>ceil(left * 1e9)) if left > 0 else cy_now_ns()
+    elif pctl is not None:
         ctx.deadline_s = pd
+        ctx.dl_ns = pctl.dl_ns
     if pctl is not None:
         _c_adopt(pctl, ctx)
-    if ctx.own_deadline and cy_ctx_state(&ctx.c) == CY_CTX_LIVE:
-        if deadline <= _monotonic():
-            _c_end(ctx, CY_CTX_DEADLINE, dl_cause)     # born ended
-        else:
-            entry = _TIMER.schedule(ctx, deadline)
-            with ctx.mu:
-                if cy_ctx_state(&ctx.c) == CY_CTX_LIVE:
-                    ctx.timer = entry
-                    entry = None
-            if entry is not None:
-                _TIMER.unschedule(entry)       # ended meanwhile
+    if ctx.own_deadline and cy_ctx_state(&ctx.c) == CY_CTX_LIVE and deadline <= _monotonic():
+        _c_end(ctx, CY_CTX_DEADLINE, dl_cause)         # born ended
+    # Not on the timer yet: see _c_arm.
     return ctx
 
 

@@ -825,6 +825,34 @@ class Event:
                     cw.close()
 
 
+class _ContextDone(Event):
+    """What ``ctx.done()`` returns (Go's Done channel): an Event set once the
+    context has ended; only the context sets it, so ``set`` and ``clear``
+    are not there for users.
+
+    Example:
+        ```python
+        ctx, cancel = with_timeout(background(), 0.5)
+        ctx.done().wait()         # True after 0.5 s (Go: <-ctx.Done())
+        ctx.done().is_set()       # True
+        ```
+    """
+
+    @property
+    def set(self) -> Any:  # type: ignore[override]
+        raise AttributeError("a context's done() event is set by the context only")
+
+    @property
+    def clear(self) -> Any:  # type: ignore[override]
+        raise AttributeError("a context's done() event is set by the context only")
+
+    def _fire(self) -> None:
+        Event.set(self)
+
+    def __repr__(self) -> str:
+        return f"<cysync context done: {'set' if self._flag else 'unset'}>"
+
+
 # --- Barrier ------------------------------------------------------------------
 
 BrokenBarrierError = threading.BrokenBarrierError
