@@ -269,10 +269,8 @@ cdef inline int _ctx_check(object ctx) except -1:
     C context one load of the state word; raises the error if it has ended."""
     cdef _CContext ctl
     if type(ctx) is _CContext:
-        if (<_CContext>ctx).ctl != NULL:
-            ctl = <_CContext>(<_CContext>ctx).ctl
-            if cy_ctx_state(&ctl.c) != CY_CTX_LIVE:
-                _c_raise(ctl)
+        if (<_CContext>ctx).cs != NULL and cy_ctx_state((<_CContext>ctx).cs) != CY_CTX_LIVE:
+            _c_raise(<_CContext>(<_CContext>ctx).ctl)
         return 0
     _ctx_wait(ctx, 0)
     return 0
@@ -1877,6 +1875,7 @@ cdef class _CContext:
     # the nearest cancel ancestor (VALUE), or NULL: never ends.  Borrowed:
     # the parent chain holds it.
     cdef PyObject *ctl
+    cdef cy_ctx *cs                # &ctl.c, or NULL
     cdef object key, val           # VALUE
     cdef object deadline_s         # CANCEL: None or time.monotonic() seconds
     cdef int64_t dl_ns             # the same on cy_now_ns()'s clock, or CY_NO_DEADLINE
@@ -1908,7 +1907,7 @@ cdef class _CContext:
     def err(self):
         """Go's ``ctx.Err()``: None while active; then the ``Canceled`` or
         ``DeadlineExceeded`` instance it ended with, the same one every call."""
-        if self.ctl == NULL:
+        if self.cs == NULL or (cy_ctx_state(self.cs) == CY_CTX_LIVE and self.dl_ns == CY_NO_DEADLINE):
             return None
         return _c_err(<_CContext>self.ctl)
 
@@ -2257,28 +2256,27 @@ cdef int _c_adopt(_CContext pctl, _CContext child) except -1:
     return 0
 
 
-cdef _CContext _c_derive(_CContext parent, object deadline, object dl_cause):
-    """A cancel context under a C parent; `deadline`: None or seconds."""
+cdef _CContext _c_derive(_CContext parent, double left, double deadline_s, object dl_cause):
+    """A cancel context under a C parent, with the deadline `deadline_s`
+    (time.monotonic() seconds), `left` seconds from now (NaN: none; <= 0:
+    born ended)."""
     cdef _CContext ctx = _c_new(_CK_CANCEL, parent)
     cdef _CContext pctl = None
     ctx.ctl = <PyObject *>ctx
+    ctx.cs = &ctx.c
     if parent.ctl != NULL:
         pctl = <_CContext>parent.ctl
-    pd = None if pctl is None else pctl.deadline_s
-    cdef double left
-    ctx.dl_ns = CY_NO_DEADLINE
-    if deadline is not None and (pd is None or deadline < pd):
-        ctx.own_deadline = True
-        ctx.deadline_s = deadline
-        ctx.dl_cause = dl_cause
-        left = deadline - _monotonic()
-        ctx.dl_ns = cy_deadline_after(<int64_t>ceil(left * 1e9)) if left > 0 else cy_now_ns()
-    elif pctl is not None:
-        ctx.deadline_s = pd
+        ctx.deadline_s = pctl.deadline_s
         ctx.dl_ns = pctl.dl_ns
+    if left == left:                                   # not NaN: a deadline of its own
+        if ctx.deadline_s is None or deadline_s < <double>ctx.deadline_s:
+            ctx.own_deadline = True
+            ctx.deadline_s = deadline_s
+            ctx.dl_ns = cy_now_ns() if left <= 0 else cy_deadline_after(<int64_t>ceil(left * 1e9))
+            ctx.dl_cause = dl_cause
     if pctl is not None:
         _c_adopt(pctl, ctx)
-    if ctx.own_deadline and cy_ctx_state(&ctx.c) == CY_CTX_LIVE and deadline <= _monotonic():
+    if ctx.own_deadline and left <= 0:
         _c_end(ctx, CY_CTX_DEADLINE, dl_cause)         # born ended
     # Not on the timer yet: see _c_arm.
     return ctx
@@ -2332,18 +2330,39 @@ cdef inline bint _is_c(object parent) except -1:
     raise TypeError("parent must be a Context")
 
 
-cdef object _abs_deadline(object deadline):
-    d = _context_seconds(deadline, "deadline")
-    if d - _monotonic() > _FOREVER_SECONDS:
-        return None
-    return d
+cdef double _NO_DEADLINE = float("nan")
 
 
-cdef object _rel_deadline(object seconds):
-    s = _context_seconds(seconds, "seconds")
+cdef object _derive_at(object parent, object deadline, object cause):
+    """with_deadline(_cause): `deadline` in time.monotonic() seconds."""
+    cdef double d = _context_seconds(deadline, "deadline")
+    cdef double left = d - _monotonic()
+    if left > _FOREVER_SECONDS:
+        left = _NO_DEADLINE
+    return _c_pair(_c_derive(<_CContext>parent, left, d, cause))
+
+
+cdef object _derive_in(object parent, object seconds, object cause):
+    """with_timeout(_cause): `seconds` from now."""
+    cdef double left = _rel_deadline(seconds)
+    return _c_pair(_c_derive(<_CContext>parent, left, _monotonic() + left, cause))
+
+
+cdef double _rel_deadline(object seconds) except? -1.0:
+    """`seconds` as a float (ints and floats without a Python call); NaN: no deadline."""
+    cdef double s
+    if PyFloat_Check(seconds) or PyLong_Check(seconds):
+        try:
+            s = seconds
+        except OverflowError:                 # an int beyond float range
+            return _NO_DEADLINE if seconds > 0 else -1e300
+        if s != s:
+            raise ValueError("seconds must not be NaN")
+    else:
+        s = _context_seconds(seconds, "seconds")
     if s > _FOREVER_SECONDS:
-        return None
-    return _monotonic() + s
+        return _NO_DEADLINE
+    return s
 
 
 cdef inline int _check_cause(object cause) except -1:
@@ -2362,7 +2381,7 @@ def with_cancel(parent):
     """A child of `parent` and the function that cancels it (Go's WithCancel)."""
     if not _is_c(parent):
         return _context.with_cancel(parent)
-    return _c_pair(_c_derive(<_CContext>parent, None, None))
+    return _c_pair(_c_derive(<_CContext>parent, _NO_DEADLINE, 0.0, None))
 
 
 def with_deadline(parent, deadline):
@@ -2370,14 +2389,14 @@ def with_deadline(parent, deadline):
     seconds), and its cancel function (Go's WithDeadline)."""
     if not _is_c(parent):
         return _context.with_deadline(parent, deadline)
-    return _c_pair(_c_derive(<_CContext>parent, _abs_deadline(deadline), None))
+    return _derive_at(parent, deadline, None)
 
 
 def with_timeout(parent, seconds):
     """``with_deadline(parent, time.monotonic() + seconds)`` (Go's WithTimeout)."""
     if not _is_c(parent):
         return _context.with_timeout(parent, seconds)
-    return _c_pair(_c_derive(<_CContext>parent, _rel_deadline(seconds), None))
+    return _derive_in(parent, seconds, None)
 
 
 def with_cancel_cause(parent):
@@ -2385,7 +2404,7 @@ def with_cancel_cause(parent):
     if not _is_c(parent):
         return _context.with_cancel_cause(parent)
     cdef _CCancelCause f = _CCancelCause.__new__(_CCancelCause)
-    f.ctx = _c_derive(<_CContext>parent, None, None)
+    f.ctx = _c_derive(<_CContext>parent, _NO_DEADLINE, 0.0, None)
     return (f.ctx, f)
 
 
@@ -2394,7 +2413,7 @@ def with_deadline_cause(parent, deadline, cause):
     if not _is_c(parent):
         return _context.with_deadline_cause(parent, deadline, cause)
     _check_cause(cause)
-    return _c_pair(_c_derive(<_CContext>parent, _abs_deadline(deadline), cause))
+    return _derive_at(parent, deadline, cause)
 
 
 def with_timeout_cause(parent, seconds, cause):
@@ -2402,7 +2421,7 @@ def with_timeout_cause(parent, seconds, cause):
     if not _is_c(parent):
         return _context.with_timeout_cause(parent, seconds, cause)
     _check_cause(cause)
-    return _c_pair(_c_derive(<_CContext>parent, _rel_deadline(seconds), cause))
+    return _derive_in(parent, seconds, cause)
 
 
 def with_value(parent, key, value):
@@ -2415,6 +2434,8 @@ def with_value(parent, key, value):
         raise TypeError("key must be hashable") from None
     cdef _CContext ctx = _c_new(_CK_VALUE, parent)
     ctx.ctl = (<_CContext>parent).ctl
+    ctx.cs = (<_CContext>parent).cs
+    ctx.dl_ns = (<_CContext>parent).dl_ns
     ctx.key = key
     ctx.val = value
     return ctx
