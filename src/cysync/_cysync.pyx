@@ -2168,13 +2168,46 @@ cdef int _c_expire(_CContext ctx) except -1:
     return 0
 
 
+cdef object _c_after(_CContext ctx, dict wakers, object token, object timer, object registry,
+                     object failure):
+    """What ending `ctx` does in Python once its token has fired: the tokens
+    made for others, the wakers (the first exception one raises is
+    returned, to raise once the whole tree has ended), the timer entry, and
+    its place in the parent."""
+    if token is not None:
+        token.fire()
+    if wakers:
+        for fn in wakers:
+            try:
+                fn()
+            except BaseException as exc:
+                if failure is None:
+                    failure = exc
+    if timer is not None:
+        _TIMER.unschedule(timer)
+    if registry is not None:
+        registry.pop(ctx.reg_key, None)    # leave the parent
+    return failure
+
+
 cdef int _c_end(_CContext top, uint32_t why, object cause) except -1:
     """End `top` and its descendants (iteratively) for `why`, each with
-    `cause` (None: its own err()); a context that has ended keeps its end."""
+    `cause` (None: its own err()); a context that has ended keeps its end.
+
+    A context without descendants is woken at once.  A tree is ended in
+    three passes: every context's state word and Python fields first (the
+    GIL held: no waiter is woken yet to compete for it), then every token
+    and done() event fired in one C loop with the GIL released (the woken
+    threads take the GIL one after another while the loop goes on), then
+    the Python side (wakers, timer entries, registries)."""
     cdef list pending = None
+    cdef list batch = None              # [ctx, wakers, token, timer, registry] per ended context
     cdef _CContext ctx = top
     cdef dict children, wakers
     cdef _CDone done
+    cdef Py_ssize_t k, i
+    cdef cy_ctx **cs
+    cdef cy_event **evs
     failure = None
     while True:
         with ctx.mu:
@@ -2186,7 +2219,6 @@ cdef int _c_end(_CContext top, uint32_t why, object cause) except -1:
                 wakers = ctx.wakers
                 ctx.wakers = None
                 token = ctx.token
-                done = ctx.done_ev
                 timer = ctx.timer
                 ctx.timer = None
                 registry = ctx.registry
@@ -2195,23 +2227,20 @@ cdef int _c_end(_CContext top, uint32_t why, object cause) except -1:
             else:
                 ended = False
         if ended:
-            # The state says why: wake whoever waits, C waits first.
-            cy_ctx_fire(&ctx.c)
-            if token is not None:
-                token.fire()
-            if done is not None:
-                cy_event_set(&(<Event>done).e)
-            if wakers:
-                for fn in wakers:
-                    try:
-                        fn()
-                    except BaseException as exc:
-                        if failure is None:
-                            failure = exc
-            if timer is not None:
-                _TIMER.unschedule(timer)
-            if registry is not None:
-                registry.pop(ctx.reg_key, None)    # leave the parent
+            if batch is None and not children:
+                # One context, no descendants (the common case): wake now,
+                # C waits first.
+                cy_ctx_fire(&ctx.c)
+                done = ctx.done_ev
+                if done is not None:
+                    cy_event_set(&(<Event>done).e)
+                failure = _c_after(ctx, wakers, token, timer, registry, None)
+                if failure is not None:
+                    raise failure
+                return 0
+            if batch is None:
+                batch = []
+            batch += (ctx, wakers, token, timer, registry)
             while children:
                 try:
                     _, ref = children.popitem()
@@ -2225,6 +2254,31 @@ cdef int _c_end(_CContext top, uint32_t why, object cause) except -1:
         if not pending:
             break
         ctx = <_CContext>pending.pop()
+    if batch is None:
+        return 0
+    k = len(batch) // 5
+    cs = <cy_ctx **>PyMem_RawMalloc(k * sizeof(cy_ctx *))
+    evs = <cy_event **>PyMem_RawMalloc(k * sizeof(cy_event *))
+    if cs == NULL or evs == NULL:
+        PyMem_RawFree(cs)
+        PyMem_RawFree(evs)
+        raise MemoryError()
+    for i in range(k):
+        ctx = <_CContext>batch[5 * i]
+        cs[i] = &ctx.c
+        # done() made after the state word changed is born set (_c_done).
+        done = ctx.done_ev
+        evs[i] = NULL if done is None else &(<Event>done).e
+    with nogil:                         # `batch` keeps every context alive
+        for i in range(k):
+            cy_ctx_fire(cs[i])
+            if evs[i] != NULL:
+                cy_event_set(evs[i])
+    PyMem_RawFree(cs)
+    PyMem_RawFree(evs)
+    for i in range(k):
+        failure = _c_after(<_CContext>batch[5 * i], <dict>batch[5 * i + 1], batch[5 * i + 2],
+                           batch[5 * i + 3], batch[5 * i + 4], failure)
     if failure is not None:
         raise failure
     return 0
