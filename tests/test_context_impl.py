@@ -72,8 +72,8 @@ def test_children_are_of_the_parents_implementation(parent_impl, fn_impl):
     timed, cancel_timed = fn_impl.with_timeout_cause(child, 100, ValueError("late"))
     detached = fn_impl.without_cancel(timed)
     for ctx in (valued, child, timed, detached):
-        assert type(ctx).__module__ == type(parent).__module__ or type(ctx) in pure_ctx._PURE_TYPES \
-            and type(parent) in pure_ctx._PURE_TYPES
+        same_pure = type(ctx) in pure_ctx._PURE_TYPES and type(parent) in pure_ctx._PURE_TYPES
+        assert same_pure or type(ctx) is type(parent)
         assert ctx.value(key) == "v"
     assert timed.deadline() is not None
     boom = KeyError("why")

@@ -1,8 +1,13 @@
 """Go's ``context`` for threads: cancellation trees, deadlines and values.
 
-One implementation, in Python, shared by ``cysync._cysync`` and
-``cysync.pure`` (both export these very functions and classes). It must not
-import either of them: the C module imports this one.
+The pure implementation, exported by ``cysync.pure``; it is the
+specification that ``cysync._cysync``'s C contexts follow. The classes
+``Context`` (an ABC the C context type registers with), ``ContextError``,
+``Canceled`` and ``DeadlineExceeded`` and the timer thread ``_TIMER`` are
+shared by both. It must not import either module at import time (the C
+module imports this one; ``done()`` imports ``cysync.pure``'s Event on first
+use). A context's children are of its own implementation: given a parent of
+the C implementation, the functions below hand the call over (``_OTHER``).
 
 A context is made from a parent::
 
@@ -61,9 +66,7 @@ import threading
 import weakref
 from collections.abc import Callable, Hashable
 from time import monotonic as _monotonic
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import _rules
 
@@ -176,7 +179,8 @@ def _new_done() -> _ContextDone:
         from .pure import _ContextDone
 
         _done_cls = _ContextDone
-    return _done_cls()
+    done: _ContextDone = _done_cls()
+    return done
 
 
 _done_cls: Any = None
@@ -445,8 +449,7 @@ class Context(metaclass=abc.ABCMeta):
         """
         ctx: Context | None = self
         while ctx is not None:
-            kind = type(ctx)
-            if kind is _ValueContext:
+            if type(ctx) is _ValueContext:
                 k = ctx._key
                 if k is key or (type(k) is type(key) and k == key):
                     return ctx._value
@@ -473,7 +476,7 @@ class Context(metaclass=abc.ABCMeta):
         ctl = self._ctl
         if ctl is _BACKGROUND or ctl._err is None:
             return None
-        return ctl._cause  # type: ignore[union-attr]
+        return ctl._cause
 
     def _describe(self) -> str:
         ctl = self._ctl
@@ -778,7 +781,7 @@ class _CancelCauseFunc(_CancelFunc):
 
     __slots__ = ()
 
-    def __call__(self, cause: BaseException | None = None) -> None:  # type: ignore[override]
+    def __call__(self, cause: BaseException | None = None) -> None:
         _check_cause(cause)
         self._ctx._cancel(Canceled, cause)
 

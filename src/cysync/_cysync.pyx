@@ -267,7 +267,6 @@ cdef _CtxWait _ctx_wait(object ctx, int64_t ns):
 cdef inline int _ctx_check(object ctx) except -1:
     """A wait's entry check of `ctx` (not None) before its fast path: with a
     C context one load of the state word; raises the error if it has ended."""
-    cdef _CContext ctl
     if type(ctx) is _CContext:
         if (<_CContext>ctx).cs != NULL and cy_ctx_state((<_CContext>ctx).cs) != CY_CTX_LIVE:
             _c_raise(<_CContext>(<_CContext>ctx).ctl)

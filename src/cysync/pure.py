@@ -27,9 +27,9 @@ Common rules (docs/getting-started.md, "Timeouts and common rules"):
   so the wait ends at once, without polling; the context's deadline joins the
   call's own timeout (the earlier one wins).
 
-The contexts themselves (``cysync._context``) and ``ErrGroup``
-(``cysync._errgroup``) are shared with the C module; they are re-exported at
-the end of this module.
+The pure contexts (``cysync._context``; the C module has its own, and the
+waits of either take contexts of either) and ``ErrGroup``
+(``cysync._errgroup``, shared with the C module) are re-exported here.
 """
 
 from __future__ import annotations
@@ -839,11 +839,11 @@ class _ContextDone(Event):
     """
 
     @property
-    def set(self) -> Any:  # type: ignore[override]
+    def set(self) -> Any:
         raise AttributeError("a context's done() event is set by the context only")
 
     @property
-    def clear(self) -> Any:  # type: ignore[override]
+    def clear(self) -> Any:
         raise AttributeError("a context's done() event is set by the context only")
 
     def _fire(self) -> None:
