@@ -415,7 +415,9 @@ def test_chan_runs_without_any_chan(capsys, tmp_path, monkeypatch):
     if HAVE_C:
         monkeypatch.setitem(runner._LOADERS, "c", without_chan(runner._load_c))
     path = tmp_path / "run.json"
-    code, out, err = run_main(capsys, "chan", *TINY, "--json", str(path))
+    # cysync's implementations only (pygolang, when installed, has chan).
+    impls = "c,py,stdlib" if HAVE_C else "py,stdlib"
+    code, out, err = run_main(capsys, "chan", *TINY, "-i", impls, "--json", str(path))
     assert code == 0, err
     results = json.loads(path.read_text())["results"]
     assert {r["impl"] for r in results} == {"floor", "stdlib"}

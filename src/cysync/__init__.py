@@ -38,7 +38,9 @@ __all__ = [
     "WeightedSemaphore",
     "__version__",
     "after",
+    "after_func",
     "background",
+    "cause",
     "defer",
     "deferrable",
     "once_func",
@@ -47,9 +49,13 @@ __all__ = [
     "select",
     "unpatch",
     "with_cancel",
+    "with_cancel_cause",
     "with_deadline",
+    "with_deadline_cause",
     "with_timeout",
+    "with_timeout_cause",
     "with_value",
+    "without_cancel",
 ]
 
 _NAMES = [n for n in __all__ if n not in ("IMPLEMENTATION", "__version__", "patch", "unpatch")]
@@ -76,16 +82,22 @@ if TYPE_CHECKING:
         WaitGroup,
         WeightedSemaphore,
         after,
+        after_func,
         background,
+        cause,
         defer,
         deferrable,
         once_func,
         once_value,
         select,
         with_cancel,
+        with_cancel_cause,
         with_deadline,
+        with_deadline_cause,
         with_timeout,
+        with_timeout_cause,
         with_value,
+        without_cancel,
     )
 
     IMPLEMENTATION: str

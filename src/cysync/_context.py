@@ -1,8 +1,13 @@
 """Go's ``context`` for threads: cancellation trees, deadlines and values.
 
-One implementation, in Python, shared by ``cysync._cysync`` and
-``cysync.pure`` (both export these very functions and classes). It must not
-import either of them: the C module imports this one.
+The pure implementation, exported by ``cysync.pure``; it is the
+specification that ``cysync._cysync``'s C contexts follow. The classes
+``Context`` (an ABC the C context type registers with), ``ContextError``,
+``Canceled`` and ``DeadlineExceeded`` and the timer thread ``_TIMER`` are
+shared by both. It must not import either module at import time (the C
+module imports this one; ``done()`` imports ``cysync.pure``'s Event on first
+use). A context's children are of its own implementation: given a parent of
+the C implementation, the functions below hand the call over (``_OTHER``).
 
 A context is made from a parent::
 
@@ -53,6 +58,7 @@ Private hooks the primitives' waits use, described in docs/contexts.md
 
 from __future__ import annotations
 
+import abc
 import heapq
 import os
 import sys
@@ -60,20 +66,29 @@ import threading
 import weakref
 from collections.abc import Callable, Hashable
 from time import monotonic as _monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _rules
+
+if TYPE_CHECKING:
+    from .pure import _ContextDone
 
 __all__ = [
     "Canceled",
     "Context",
     "ContextError",
     "DeadlineExceeded",
+    "after_func",
     "background",
+    "cause",
     "with_cancel",
+    "with_cancel_cause",
     "with_deadline",
+    "with_deadline_cause",
     "with_timeout",
+    "with_timeout_cause",
     "with_value",
+    "without_cancel",
 ]
 
 # Deadlines further away than 2**62 ns (about 146 years; also +inf) mean "no
@@ -81,8 +96,6 @@ __all__ = [
 # int64 nanoseconds and must not overflow.
 _FOREVER_SECONDS = _rules.FOREVER_SECONDS
 
-# The stdlib Event, taken at import (before any cysync.patch()).
-_StdEvent = threading.Event
 
 
 # --- errors ---------------------------------------------------------------------
@@ -120,6 +133,24 @@ def _check_parent(parent: object) -> None:
         raise TypeError("parent must be a Context")
 
 
+#: The C implementation's context functions, by name, registered by
+#: cysync._cysync when it loads (empty without it). A context's children are
+#: of its own implementation: given a parent of the C implementation, the
+#: functions below hand the call over to these (and the C ones to us), so a
+#: tree never mixes the two and each keeps its own bookkeeping.
+_OTHER: dict[str, Callable[..., Any]] = {}
+
+
+def _foreign(parent: Context) -> bool:
+    return type(parent) not in _PURE_TYPES
+
+
+def _check_cause(cause: object) -> None:
+    # None is "no cause" (Go's nil): cause(ctx) is then ctx.err().
+    if cause is not None and not isinstance(cause, BaseException):
+        raise TypeError(_rules.CTX_CAUSE_TYPE)
+
+
 def _seconds(value: object, name: str) -> float:
     """A real number of seconds as a float (the rules of cysync's timeouts)."""
     if isinstance(value, (int, float)):  # bool is an int
@@ -139,43 +170,21 @@ def _seconds(value: object, name: str) -> float:
 # --- done() ---------------------------------------------------------------------
 
 
-class _Done:
-    """What ``ctx.done()`` returns: Go's Done channel as a read-only Event.
+def _new_done() -> _ContextDone:
+    """A new ``done()`` event: the pure Event (``cysync.pure._ContextDone``,
+    read-only for users; the context sets it with ``_fire()``). Imported on
+    first use: cysync.pure imports this module."""
+    global _done_cls
+    if _done_cls is None:
+        from .pure import _ContextDone
 
-    ``is_set()`` is True once the context has ended; ``wait(timeout=None)``
-    blocks until then and returns True, or False if `timeout` ran out first.
-    It cannot be set from outside: only the context's cancellation sets it.
+        _done_cls = _ContextDone
+    done: _ContextDone = _done_cls()
+    return done
 
-    Example:
-        ```python
-        ctx, cancel = with_timeout(background(), 0.5)
-        ctx.done().wait()         # True after 0.5 s (Go: <-ctx.Done())
-        ctx.done().is_set()       # True
-        ```
-    """
 
-    __slots__ = ("_event",)
-
-    def __init__(self) -> None:
-        self._event = _StdEvent()
-
-    def is_set(self) -> bool:
-        """True once the context has ended."""
-        return self._event.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the context ends.
-
-        Args:
-            timeout: seconds to wait at most; None waits for as long as it takes.
-
-        Returns:
-            True once the context has ended, False if `timeout` expired first.
-        """
-        return self._event.wait(timeout)
-
-    def __repr__(self) -> str:
-        return f"<cysync context done: {'set' if self._event.is_set() else 'unset'}>"
+_done_cls: Any = None
+_bg_done_lock = threading.Lock()
 
 
 # --- the shared timer thread ----------------------------------------------------
@@ -214,7 +223,7 @@ class _Timer:
         self._dead = 0  # dead entries still in the heap
         self._compact_at = self._MIN_COMPACT
 
-    def schedule(self, ctx: _CancelContext, deadline: float) -> list[Any]:
+    def schedule(self, ctx: Context, deadline: float) -> list[Any]:
         """Add a deadline for `ctx`; returns the entry, for ``unschedule``."""
         ref = weakref.ref(ctx)  # outside the lock: may run a collection
         return self._push(deadline, ref)
@@ -263,7 +272,7 @@ class _Timer:
                 live.append(entry)  # a callback stays until it has run
                 continue
             ctx = ref()
-            if ctx is None or ctx._err is not None:
+            if ctx is None or ctx.err() is not None:
                 entry[2] = None
                 continue
             live.append(entry)
@@ -302,7 +311,7 @@ class _Timer:
                             ctx = ref()
                             if ctx is not None:
                                 try:
-                                    ctx._cancel(DeadlineExceeded)
+                                    ctx._deadline_passed()
                                 except Exception:  # noqa: BLE001 - keep serving the others
                                     sys.excepthook(*sys.exc_info())
                             del ctx
@@ -350,7 +359,7 @@ if hasattr(os, "register_at_fork"):
 # --- contexts -------------------------------------------------------------------
 
 
-class Context:
+class Context(metaclass=abc.ABCMeta):
     """Go's context.Context: a cancellation signal, a deadline and values,
     passed down a tree of calls.
 
@@ -398,7 +407,7 @@ class Context:
             )
         return object.__new__(cls)
 
-    def done(self) -> _Done:
+    def done(self) -> _ContextDone:
         """Go's ``ctx.Done()``: an Event-like object set once this context has ended.
 
         Returns:
@@ -461,6 +470,14 @@ class Context:
     def _expire(self) -> None:
         self._ctl._expire()
 
+    def _explicit_cause(self) -> BaseException | None:
+        # The cause given to the cancel that ended it, None if none (or live):
+        # what a child in the other implementation inherits.
+        ctl = self._ctl
+        if ctl is _BACKGROUND or ctl._err is None:
+            return None
+        return ctl._cause
+
     def _describe(self) -> str:
         ctl = self._ctl
         err = ctl._err
@@ -488,10 +505,16 @@ class _BackgroundContext(Context):
     def __init__(self) -> None:
         self._parent = None
         self._ctl = self
-        self._done = _Done()  # never set
+        self._done: _ContextDone | None = None  # made on first use, never set
 
-    def done(self) -> _Done:
-        return self._done
+    def done(self) -> _ContextDone:
+        done = self._done
+        if done is None:
+            with _bg_done_lock:
+                done = self._done
+                if done is None:
+                    done = self._done = _new_done()
+        return done
 
     def _adopt(self, child: _CancelContext) -> None:
         pass  # background never cancels: no need to know its children
@@ -533,13 +556,15 @@ class _CancelContext(Context):
     __slots__ = (
         "_lock",
         "_err",
+        "_cause",  # the cause it ended with, None for "its err()" (Go 1.20)
+        "_dl_cause",  # the cause its own deadline ends it with (with_*_cause)
         "_deadline",
         "_own_deadline",  # the deadline is this context's, not inherited
         "_children",  # {key: _ChildRef}, None once cancelled
         "_next_key",
         "_wakers",  # {fn: registrations}, None once cancelled
         "_token",  # the C token, made on first use
-        "_done",  # the _Done, made on first use
+        "_done",  # the done() event, made on first use
         "_timer",  # the timer heap entry
         "_registry",  # the parent's children dict, and our key in it
         "_key",
@@ -550,6 +575,8 @@ class _CancelContext(Context):
         self._ctl = self
         self._lock = threading.Lock()
         self._err: ContextError | None = None
+        self._cause: BaseException | None = None
+        self._dl_cause: BaseException | None = None
         parent_deadline: float | None = parent._ctl._deadline
         self._own_deadline = deadline is not None and (parent_deadline is None or deadline < parent_deadline)
         self._deadline: float | None = deadline if self._own_deadline else parent_deadline
@@ -557,7 +584,7 @@ class _CancelContext(Context):
         self._next_key = 0
         self._wakers: dict[Callable[[], object], int] | None = None
         self._token: Any = None
-        self._done: _Done | None = None
+        self._done: _ContextDone | None = None
         self._timer: list[Any] | None = None
         self._registry: dict[int, _ChildRef] | None = None
         self._key = 0
@@ -569,7 +596,7 @@ class _CancelContext(Context):
             return
         deadline = self._deadline
         if deadline <= _monotonic():  # type: ignore[operator]
-            self._cancel(DeadlineExceeded)  # born cancelled
+            self._cancel(DeadlineExceeded, self._dl_cause)  # born cancelled
             return
         entry = _TIMER.schedule(self, deadline)  # type: ignore[arg-type]
         with self._lock:
@@ -578,17 +605,21 @@ class _CancelContext(Context):
                 return
         _TIMER.unschedule(entry)  # cancelled meanwhile
 
-    def done(self) -> _Done:
+    def done(self) -> _ContextDone:
         done = self._done
         if done is None:
             with self._lock:
                 done = self._done
                 if done is None:
-                    done = _Done()
+                    done = _new_done()
                     if self._err is not None:
-                        done._event.set()
+                        done._fire()
                     self._done = done
         return done
+
+    def _deadline_passed(self) -> None:
+        # The timer's hook: our own deadline passed.
+        self._cancel(DeadlineExceeded, self._dl_cause)
 
     def _adopt(self, child: _CancelContext) -> None:
         # Register `child`, or cancel it at once if we have ended.
@@ -606,11 +637,12 @@ class _CancelContext(Context):
                 child._registry = children
                 child._key = key
                 return
-        child._cancel(type(err))
+        child._cancel(type(err), self._cause)
 
-    def _cancel(self, err_cls: type[ContextError]) -> None:
-        """End this context and its descendants with a new `err_cls()` each
-        (idempotent: a context that has ended keeps its error)."""
+    def _cancel(self, err_cls: type[ContextError], cause: BaseException | None = None) -> None:
+        """End this context and its descendants with a new `err_cls()` each,
+        and `cause` (None: each one's own error) as what ``cause()`` tells
+        (idempotent: a context that has ended keeps its error and cause)."""
         pending: list[_CancelContext] = [self]
         failure: BaseException | None = None  # from a waker: raised once all is done
         while pending:
@@ -619,6 +651,7 @@ class _CancelContext(Context):
                 if ctx._err is not None:
                     continue
                 ctx._err = err_cls()
+                ctx._cause = cause
                 children, ctx._children = ctx._children, None
                 wakers, ctx._wakers = ctx._wakers, None
                 token = ctx._token
@@ -629,7 +662,7 @@ class _CancelContext(Context):
             if token is not None:
                 token.fire()
             if done is not None:
-                done._event.set()
+                done._fire()
             if wakers:
                 for fn in wakers:
                     try:
@@ -704,7 +737,7 @@ class _CancelContext(Context):
             if d is None or _monotonic() < d:
                 return
             if ctl._own_deadline:  # type: ignore[union-attr]
-                ctl._cancel(DeadlineExceeded)  # type: ignore[union-attr]
+                ctl._cancel(DeadlineExceeded, ctl._dl_cause)  # type: ignore[union-attr]
                 return
             ctx = ctl._parent
 
@@ -739,6 +772,74 @@ class _CancelFunc:
 
     def __repr__(self) -> str:
         return f"<cysync cancel function of {self._ctx!r}>"
+
+
+class _CancelCauseFunc(_CancelFunc):
+    """The ``cancel`` of with_cancel_cause: ``cancel(cause=None)`` ends its
+    context with Canceled, and `cause` (an exception instance) as what
+    ``cause(ctx)`` tells; the first call's cause wins (Go's CancelCauseFunc)."""
+
+    __slots__ = ()
+
+    def __call__(self, cause: BaseException | None = None) -> None:
+        _check_cause(cause)
+        self._ctx._cancel(Canceled, cause)
+
+
+class _WithoutCancelContext(Context):
+    """without_cancel(parent): the parent's values; never ends, no deadline."""
+
+    __slots__ = ()
+
+    def __init__(self, parent: Context) -> None:
+        self._parent = parent  # value() walks up through it
+        self._ctl = _BACKGROUND  # done(), err(), deadline(): background's
+
+    def _describe(self) -> str:
+        return "without cancel"
+
+
+# The states of an after_func registration.
+_AF_WAITING, _AF_STARTED, _AF_STOPPED = 0, 1, 2
+
+
+class _AfterFunc:
+    """One after_func(ctx, fn): a waker of `ctx` that starts `fn` in a thread
+    of its own, unless ``stop()`` came first. Whichever of the two moves the
+    state out of _AF_WAITING (under the lock) decides."""
+
+    __slots__ = ("_ctx", "_fn", "_lock", "_state", "__weakref__")
+
+    def __init__(self, ctx: Context, fn: Callable[[], object]) -> None:
+        self._ctx = ctx
+        self._fn: Callable[[], object] | None = fn
+        self._lock = threading.Lock()
+        self._state = _AF_WAITING
+
+    def _fire(self) -> None:
+        # The context's waker: called once, by the thread that ends it.
+        with self._lock:
+            if self._state != _AF_WAITING:
+                return
+            self._state = _AF_STARTED
+            fn, self._fn = self._fn, None
+        assert fn is not None
+        threading.Thread(target=fn, name="cysync-after-func", daemon=True).start()
+
+    def stop(self) -> bool:
+        """Keep fn from running: True if this call did (it had not started),
+        False if it has started already or stop() was called before."""
+        with self._lock:
+            if self._state != _AF_WAITING:
+                return False
+            self._state = _AF_STOPPED
+            self._fn = None  # a closure can be freed at once
+        self._ctx._remove_waker(self._fire)
+        return True
+
+    def __repr__(self) -> str:
+        state = ("waiting", "started", "stopped")[self._state]
+        return f"<cysync after_func stop function: {state}>"
 
 
 _BACKGROUND = _BackgroundContext()
@@ -790,6 +891,8 @@ def with_cancel(parent: Context) -> tuple[Context, Callable[[], None]]:
         ```
     """
     _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["with_cancel"](parent)  # type: ignore[no-any-return]
     return _derive(parent, None)
 
 
@@ -816,6 +919,8 @@ def with_deadline(parent: Context, deadline: float) -> tuple[Context, Callable[[
         ValueError: `deadline` is NaN.
     """
     _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["with_deadline"](parent, deadline)  # type: ignore[no-any-return]
     d = _seconds(deadline, "deadline")
     if d - _monotonic() > _FOREVER_SECONDS:  # also inf: no deadline
         return _derive(parent, None)
@@ -850,10 +955,185 @@ def with_timeout(parent: Context, seconds: float) -> tuple[Context, Callable[[],
         ```
     """
     _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["with_timeout"](parent, seconds)  # type: ignore[no-any-return]
     s = _seconds(seconds, "seconds")
     if s > _FOREVER_SECONDS:  # also inf: no deadline
         return _derive(parent, None)
     return _derive(parent, _monotonic() + s)
+
+
+def with_cancel_cause(parent: Context) -> tuple[Context, Callable[..., None]]:
+    """Like ``with_cancel``, but ``cancel(cause=None)`` records why (Go 1.20's
+    WithCancelCause).
+
+    ``cancel(cause)`` ends the child and its descendants with ``Canceled`` as
+    ``err()``, and `cause` as what ``cause(ctx)`` returns for each of them;
+    the first call's cause wins. ``cancel()`` without a cause leaves
+    ``cause(ctx)`` equal to ``ctx.err()``.
+
+    Args:
+        parent: the context to derive from.
+
+    Returns:
+        ``(ctx, cancel)``: the child, and ``cancel(cause=None)``.
+
+    Raises:
+        TypeError: `parent` is not a Context; ``cancel`` raises it, leaving
+            the context unchanged, when `cause` is not an exception instance.
+
+    Example:
+        ```python
+        ctx, cancel = with_cancel_cause(background())
+        cancel(ConnectionError("peer went away"))
+        ctx.err()                 # Canceled()
+        cause(ctx)                # ConnectionError('peer went away')
+        ```
+    """
+    _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["with_cancel_cause"](parent)  # type: ignore[no-any-return]
+    ctx = _CancelContext(parent, None)
+    ctx._start()
+    return ctx, _CancelCauseFunc(ctx)
+
+
+def _derive_cause(
+    parent: Context, deadline: float | None, cause: BaseException | None
+) -> tuple[Context, Callable[[], None]]:
+    ctx = _CancelContext(parent, deadline)
+    if ctx._own_deadline:  # else the parent's deadline comes first: not ours to tell
+        ctx._dl_cause = cause
+    ctx._start()
+    return ctx, _CancelFunc(ctx)
+
+
+def with_deadline_cause(
+    parent: Context, deadline: float, cause: BaseException | None
+) -> tuple[Context, Callable[[], None]]:
+    """Like ``with_deadline``, but when the deadline ends the context,
+    ``cause(ctx)`` is `cause` (Go 1.21's WithDeadlineCause).
+
+    ``err()`` is still ``DeadlineExceeded``. If the parent's deadline comes
+    first, the child's own deadline never ends it and `cause` is not used;
+    ``cancel()`` ends it with ``Canceled`` and no cause.
+
+    Raises:
+        TypeError: `parent` is not a Context, `deadline` is not a number or
+            `cause` is not an exception instance (None: no cause).
+        ValueError: `deadline` is NaN.
+    """
+    _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["with_deadline_cause"](parent, deadline, cause)  # type: ignore[no-any-return]
+    _check_cause(cause)
+    d = _seconds(deadline, "deadline")
+    if d - _monotonic() > _FOREVER_SECONDS:
+        return _derive_cause(parent, None, cause)
+    return _derive_cause(parent, d, cause)
+
+
+def with_timeout_cause(
+    parent: Context, seconds: float, cause: BaseException | None
+) -> tuple[Context, Callable[[], None]]:
+    """``with_deadline_cause(parent, time.monotonic() + seconds, cause)``
+    (Go 1.21's WithTimeoutCause).
+
+    Example:
+        ```python
+        ctx, cancel = with_timeout_cause(background(), 0.5, TimeoutError("slow backend"))
+        ctx.done().wait()
+        ctx.err()                 # DeadlineExceeded()
+        cause(ctx)                # TimeoutError('slow backend')
+        ```
+    """
+    _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["with_timeout_cause"](parent, seconds, cause)  # type: ignore[no-any-return]
+    _check_cause(cause)
+    s = _seconds(seconds, "seconds")
+    if s > _FOREVER_SECONDS:
+        return _derive_cause(parent, None, cause)
+    return _derive_cause(parent, _monotonic() + s, cause)
+
+
+def cause(ctx: Context) -> BaseException | None:
+    """Why `ctx` ended (Go 1.20's context.Cause).
+
+    Returns:
+        None while `ctx` has not ended; then the cause given to the cancel of
+        ``with_cancel_cause`` or to ``with_*_cause`` whose end reached `ctx`
+        (descendants inherit it), else the very object ``ctx.err()`` returns.
+
+    Raises:
+        TypeError: `ctx` is not a Context.
+    """
+    if not isinstance(ctx, Context):
+        raise TypeError(_rules.CTX_TYPE.replace(" or None", ""))
+    if type(ctx) not in _PURE_TYPES:  # a context of the C implementation
+        err = ctx.err()  # first: the cause is written before the error
+        if err is None:
+            return None
+        c = ctx._explicit_cause()
+        return err if c is None else c
+    ctl = ctx._ctl
+    if ctl is _BACKGROUND:
+        return None
+    with ctl._lock:  # type: ignore[union-attr]
+        err = ctl._err
+        c = ctl._cause  # type: ignore[union-attr]
+    return err if c is None else c
+
+
+def after_func(ctx: Context, fn: Callable[[], object]) -> Callable[[], bool]:
+    """Run ``fn()`` once, in a thread of its own, when `ctx` ends (Go 1.21's
+    AfterFunc). No thread exists before that; if `ctx` has ended already,
+    the thread starts at once.
+
+    Returns:
+        ``stop() -> bool``: True if it kept `fn` from starting (then `fn`
+        never runs); False if `fn` has started already or ``stop()`` was
+        called before. On a context that can never end, ``stop()`` returns
+        True once, then False.
+
+    Raises:
+        TypeError: `ctx` is not a Context, or `fn` is not callable.
+
+    Example:
+        ```python
+        ctx, cancel = with_cancel(background())
+        stop = after_func(ctx, conn.close)   # close the connection when ctx ends
+        ...
+        if stop():                # done before ctx ended: conn stays open
+            ...
+        ```
+    """
+    if not isinstance(ctx, Context):
+        raise TypeError(_rules.CTX_TYPE.replace(" or None", ""))
+    if not callable(fn):
+        raise TypeError(_rules.FN_NOT_CALLABLE)
+    af = _AfterFunc(ctx, fn)
+    if not ctx._add_waker(af._fire):
+        af._fire()  # ended already
+    return af.stop
+
+
+def without_cancel(parent: Context) -> Context:
+    """A context with `parent`'s values that never ends and has no
+    deadline, whatever `parent` does (Go 1.21's WithoutCancel).
+
+    Raises:
+        TypeError: `parent` is not a Context.
+
+    Example:
+        ```python
+        audit = without_cancel(request_ctx)  # outlives the request, keeps its values
+        ```
+    """
+    _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["without_cancel"](parent)  # type: ignore[no-any-return]
+    return _WithoutCancelContext(parent)
 
 
 def with_value(parent: Context, key: Hashable, value: Any) -> Context:
@@ -881,12 +1161,18 @@ def with_value(parent: Context, key: Hashable, value: Any) -> Context:
         ```
     """
     _check_parent(parent)
+    if _foreign(parent):
+        return _OTHER["with_value"](parent, key, value)  # type: ignore[no-any-return]
     try:
         hash(key)
     except TypeError:
         raise TypeError("key must be hashable") from None
     return _ValueContext(parent, key, value)
 
+
+# The classes of this implementation: any other Context (registered with
+# Context by the C implementation) is asked through its methods and hooks.
+_PURE_TYPES = frozenset({_BackgroundContext, _CancelContext, _ValueContext, _WithoutCancelContext})
 
 for _cls in (Context, ContextError, Canceled, DeadlineExceeded):
     _cls.__module__ = "cysync"

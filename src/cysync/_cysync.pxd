@@ -41,6 +41,20 @@ cdef extern from "cy_fork.h" nogil:
     uint32_t cy_fork_registered()
 
 
+cdef extern from "cy_ctx.h" nogil:
+    ctypedef struct cy_ctx:
+        pass
+    enum:
+        CY_CTX_LIVE
+        CY_CTX_CANCELED
+        CY_CTX_DEADLINE
+    void cy_ctx_init(cy_ctx *c)
+    uint32_t cy_ctx_state(cy_ctx *c)
+    bint cy_ctx_mark(cy_ctx *c, uint32_t why)
+    void cy_ctx_fire(cy_ctx *c)
+    cy_cancel *cy_ctx_token(cy_ctx *c)
+
+
 cdef extern from "cy_waitgroup.h" nogil:
     ctypedef struct cy_waitgroup:
         pass

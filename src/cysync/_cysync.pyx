@@ -152,7 +152,7 @@ cdef class _CtxWait:
     of the call's own deadline and the context's."""
 
     cdef object ctx
-    cdef CancelToken token        # keeps the token alive while C waits on it
+    cdef object token             # keeps the token (or the C context) alive while C waits on it
     cdef cy_cancel *c
     cdef int64_t deadline
     cdef int64_t own              # the call's own deadline
@@ -169,6 +169,12 @@ cdef class _CtxWait:
         self.own = own
         self.deadline = own
         self.by_ctx = False
+        if type(self.ctx) is _CContext:
+            ctx_deadline = (<_CContext>self.token).dl_ns
+            if ctx_deadline != CY_NO_DEADLINE and ctx_deadline <= own:
+                self.deadline = ctx_deadline
+                self.by_ctx = True
+            return 0
         d = self.ctx.deadline()
         if d is not None:
             left = d - _monotonic()
@@ -227,20 +233,47 @@ cdef class _CtxWait:
 
 
 cdef _CtxWait _ctx_wait(object ctx, int64_t ns):
-    """Starts a wait with a context; raises its error if it has already ended."""
+    """Starts a wait with a context; raises its error if it has already ended.
+    None for a C context that can never end: the wait goes as without one."""
+    cdef _CContext ctl
+    cdef _CtxWait w
+    if type(ctx) is _CContext:
+        if (<_CContext>ctx).ctl == NULL:
+            return None
+        ctl = <_CContext>(<_CContext>ctx).ctl
+        if cy_ctx_state(&ctl.c) != CY_CTX_LIVE:
+            _c_raise(ctl)
+        w = _CtxWait.__new__(_CtxWait)
+        w.ctx = ctx
+        w.token = ctl
+        w.c = cy_ctx_token(&ctl.c)
+        w._set_deadline(_deadline(ns))
+        return w
     global _Context
     if _Context is None:
         from cysync._context import Context as _Context
     if not isinstance(ctx, _Context):
         raise TypeError(_R.CTX_TYPE)
-    cdef _CtxWait w = _CtxWait.__new__(_CtxWait)
+    w = _CtxWait.__new__(_CtxWait)
     w.ctx = ctx
     if ctx.err() is not None:
         w._fail()
-    w.token = ctx._c_token(CancelToken)
-    w.c = NULL if w.token is None else &w.token.c
+    token = ctx._c_token(CancelToken)
+    w.token = token
+    w.c = NULL if token is None else &(<CancelToken>token).c
     w._set_deadline(_deadline(ns))
     return w
+
+
+cdef inline int _ctx_check(object ctx) except -1:
+    """A wait's entry check of `ctx` (not None) before its fast path: with a
+    C context one load of the state word; raises the error if it has ended."""
+    if type(ctx) is _CContext:
+        if (<_CContext>ctx).cs != NULL and cy_ctx_state((<_CContext>ctx).cs) != CY_CTX_LIVE:
+            _c_raise(<_CContext>(<_CContext>ctx).ctl)
+        return 0
+    _ctx_wait(ctx, 0)
+    return 0
 
 
 # ---------------------------------------------------------------- cysync.debug
@@ -602,12 +635,15 @@ cdef object _sema_acquire(Semaphore self, object blocking, object timeout, objec
         if timeout is not None:
             raise ValueError(_R.NONBLOCKING_TIMEOUT)
         if ctx is not None:
-            _ctx_wait(ctx, 0)
+            _ctx_check(ctx)
         return cy_sema_try_acquire(&self.s)
     cdef int64_t ns = _timeout_ns(timeout)
-    cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
+    if ctx is not None:
+        _ctx_check(ctx)                 # raises at entry if it has ended
     if cy_sema_try_acquire(&self.s):
         return True
+    # The wait blocks: only now the context's deadline and token.
+    cdef _CtxWait w = None if ctx is None else _ctx_wait(ctx, ns)
     return _sema_acquire_slow(&self.s, ns, w, self)
 
 
@@ -1799,12 +1835,712 @@ Canceled = _context.Canceled
 Context = _context.Context
 ContextError = _context.ContextError
 DeadlineExceeded = _context.DeadlineExceeded
-background = _context.background
-with_cancel = _context.with_cancel
-with_deadline = _context.with_deadline
-with_timeout = _context.with_timeout
-with_value = _context.with_value
+after_func = _context.after_func
 from cysync._context import _TIMER, _seconds as _context_seconds
+from cysync._context import _ChildRef, _drop_child
+
+# ---------------------------------------------------------------- contexts, in C
+#
+# The state word and the token of every context are cext/cy_ctx.h's: a wait
+# given a context reads the word at entry (one load) and parks with the
+# token, which the end of the context fires.  This layer keeps what is
+# Python: the tree (a parent holds its children weakly, in a dict, as the
+# pure twin does), the values, the error instance (made on first err()), the
+# cause, done()'s Event, the wakers of pure waits and after_func, and the
+# deadline on the process's one timer thread (cysync._context._TIMER).
+#
+# Children of background() (and of without_cancel()) are registered nowhere:
+# background never ends.  That, and no Python code on the way, is what makes
+# with_cancel(background()) + cancel() cheap.
+#
+# A context's children are of its own implementation: given a pure parent,
+# these functions hand the call to cysync._context (and it hands calls with
+# a parent from here to these), so a tree never mixes the two.  The waits of
+# either implementation take contexts of either.
+
+cdef enum:
+    _CK_ROOT = 0          # background(), without_cancel(): never ends
+    _CK_CANCEL = 1        # with_cancel/with_timeout/with_deadline(+_cause)
+    _CK_VALUE = 2         # with_value: the state of the nearest cancel ancestor
+
+
+@cython.final
+cdef class _CDone(Event):
+    """What ``ctx.done()`` returns: the C Event, set when the context ends,
+    that users cannot set or clear (Go's Done channel)."""
+
+    @property
+    def set(self):
+        raise AttributeError("a context's done() event is set by the context only")
+
+    @property
+    def clear(self):
+        raise AttributeError("a context's done() event is set by the context only")
+
+    def __repr__(self):
+        return f"<cysync context done: {'set' if cy_event_is_set(&self.e) else 'unset'}>"
+
+
+@cython.final
+cdef class _CContext:
+    """A context of the C implementation (cysync.Context; see above)."""
+
+    cdef cy_ctx c
+    cdef int kind
+    cdef object parent             # None for background
+    # The cancel context whose state this one shows: itself (kind CANCEL),
+    # the nearest cancel ancestor (VALUE), or NULL: never ends.  Borrowed:
+    # the parent chain holds it.
+    cdef PyObject *ctl
+    cdef cy_ctx *cs                # &ctl.c, or NULL
+    cdef object key, val           # VALUE
+    cdef object deadline_s         # CANCEL: None or time.monotonic() seconds
+    cdef int64_t dl_ns             # the same on cy_now_ns()'s clock, or CY_NO_DEADLINE
+    cdef bint own_deadline
+    cdef bint armed                # its deadline's owner is on the timer (see _c_arm)
+    cdef cython.pymutex mu         # guards the fields below (CANCEL)
+    cdef object err_obj            # made on first err()
+    cdef object cause_obj          # the explicit cause, or None: err()
+    cdef object dl_cause           # the cause its own deadline ends it with
+    cdef dict children             # {key: _ChildRef}, made on first child
+    cdef Py_ssize_t next_key
+    cdef object registry           # the parent's children dict, and our key in it
+    cdef Py_ssize_t reg_key
+    cdef dict wakers               # {fn: registrations}
+    cdef object token              # a token made by _c_token for others
+    cdef _CDone done_ev
+    cdef object timer              # the timer heap entry
+    cdef object __weakref__
+
+    def __cinit__(self):
+        cy_ctx_init(&self.c)
+        self.dl_ns = CY_NO_DEADLINE
+
+    def __init__(self):
+        raise TypeError(_CTX_DIRECT)
+
+    # -- Go's Context ------------------------------------------------------
+
+    def err(self):
+        """Go's ``ctx.Err()``: None while active; then the ``Canceled`` or
+        ``DeadlineExceeded`` instance it ended with, the same one every call."""
+        if self.cs == NULL or (cy_ctx_state(self.cs) == CY_CTX_LIVE and self.dl_ns == CY_NO_DEADLINE):
+            return None
+        return _c_err(<_CContext>self.ctl)
+
+    def done(self):
+        """Go's ``ctx.Done()``: an Event set once this context has ended."""
+        if self.ctl != NULL:
+            return _c_done(<_CContext>self.ctl)
+        if self.kind == _CK_VALUE:
+            return self.parent.done()
+        return _c_done(self)           # a root's own, never set
+
+    def deadline(self):
+        """Go's ``ctx.Deadline()``: a ``time.monotonic()`` value, or None."""
+        if self.ctl == NULL:
+            return None
+        return (<_CContext>self.ctl).deadline_s
+
+    def value(self, key):
+        """Go's ``ctx.Value(key)``: the value bound to `key` here or by the
+        nearest ancestor (same object, or same type and equal), or None."""
+        cdef object ctx = self
+        cdef _CContext c
+        while ctx is not None:
+            if type(ctx) is not _CContext:
+                return ctx.value(key)
+            c = <_CContext>ctx
+            if c.kind == _CK_VALUE:
+                k = c.key
+                if k is key or (type(k) is type(key) and k == key):
+                    return c.val
+            ctx = c.parent
+        return None
+
+    # -- the private hooks the waits use (cysync._context's) --------------
+
+    def _add_waker(self, fn):
+        if self.ctl == NULL:
+            return True                # registered, and never called
+        return _c_add_waker(<_CContext>self.ctl, fn)
+
+    def _remove_waker(self, fn):
+        if self.ctl != NULL:
+            _c_remove_waker(<_CContext>self.ctl, fn)
+
+    def _c_token(self, token_cls):
+        if self.ctl == NULL:
+            return None
+        return _c_token(<_CContext>self.ctl, token_cls)
+
+    def _expire(self):
+        _c_expire(self)
+
+    def _explicit_cause(self):
+        cdef _CContext ctl
+        if self.ctl == NULL:
+            return None
+        ctl = <_CContext>self.ctl
+        if cy_ctx_state(&ctl.c) == CY_CTX_LIVE:
+            return None
+        return ctl.cause_obj
+
+    def _deadline_passed(self):
+        # The timer's hook: our own deadline passed.
+        _c_end(self, CY_CTX_DEADLINE, self.dl_cause)
+
+    # For tests and cysync.debug, as the pure contexts' attributes of these names.
+
+    @property
+    def _ctl(self):
+        """The context that owns this one's cancellation (None: never ends)."""
+        return None if self.ctl == NULL else <object>self.ctl
+
+    @property
+    def _children(self):
+        """The registry of children: a dict while live, None once ended."""
+        cdef _CContext ctl
+        if self.ctl == NULL:
+            return None
+        ctl = <_CContext>self.ctl
+        fresh = {}
+        with ctl.mu:
+            if cy_ctx_state(&ctl.c) != CY_CTX_LIVE:
+                return None
+            if ctl.children is None:
+                ctl.children = fresh
+            return ctl.children
+
+    @property
+    def _wakers(self):
+        """The wakers registered (a dict), or None."""
+        if self.ctl == NULL:
+            return None
+        return (<_CContext>self.ctl).wakers
+
+    def __reduce__(self):
+        if self is _C_BACKGROUND:
+            return (background, ())    # copy and pickle give back the singleton
+        raise TypeError("cannot pickle a cysync.Context")
+
+    def __repr__(self):
+        cdef _CContext ctl
+        extra = f", value {self.key!r}" if self.kind == _CK_VALUE else ""
+        if self.ctl == NULL:
+            state = "background" if self is _C_BACKGROUND else (
+                "without cancel" if self.kind == _CK_ROOT else "background")
+        else:
+            ctl = <_CContext>self.ctl
+            err = self.err()
+            if err is not None:
+                state = f"done: {err}"
+            elif ctl.deadline_s is None:
+                state = "active"
+            else:
+                state = f"deadline in {ctl.deadline_s - _monotonic():.3g}s"
+        return f"<cysync.Context at {id(self):#x}: {state}{extra}>"
+
+
+cdef str _CTX_DIRECT = (
+    "cysync.Context cannot be created directly: use background(), with_cancel(), "
+    "with_timeout(), with_deadline() or with_value()")
+
+
+cdef inline object _c_err(_CContext ctl):
+    cdef uint32_t s = cy_ctx_state(&ctl.c)
+    if s == CY_CTX_LIVE:
+        if ctl.armed or ctl.dl_ns == CY_NO_DEADLINE or cy_now_ns() < ctl.dl_ns:
+            return None
+        # The deadline passed and it is not on the timer (nothing waited for
+        # it: see _c_arm): end it now.  Never when armed: then wakers may be
+        # registered, and err() must not run them (a pure wait calls err()
+        # holding the Condition its waker takes); the timer ends it.
+        _c_expire(ctl)
+        s = cy_ctx_state(&ctl.c)
+        if s == CY_CTX_LIVE:
+            return None
+    e = ctl.err_obj
+    if e is not None:
+        return e
+    # First err() since the end: make the instance (outside the lock: its
+    # __init__ is Python); the first one stored is the one for ever.
+    e = Canceled() if s == CY_CTX_CANCELED else DeadlineExceeded()
+    with ctl.mu:
+        if ctl.err_obj is None:
+            ctl.err_obj = e
+        else:
+            e = ctl.err_obj
+    return e
+
+
+cdef int _c_raise(_CContext ctl) except -1:
+    raise _c_err(ctl).with_traceback(None)
+
+
+cdef int _c_arm(_CContext ctl) except -1:
+    """Put the deadline `ctl` shows (its own or an ancestor's) on the timer.
+
+    A deadline goes on the timer only once something can wait for the end
+    without a deadline of its own: done(), a waker, a token.  Until then
+    nothing needs the timer: err() and the waits compare the clock with
+    the deadline themselves.  So with_timeout() + cancel() never touches
+    the timer's heap."""
+    cdef _CContext owner = ctl
+    if ctl.armed or ctl.dl_ns == CY_NO_DEADLINE:
+        return 0
+    while not owner.own_deadline:
+        owner = <_CContext>(<_CContext>owner.parent).ctl
+    if not owner.armed:
+        with owner.mu:
+            go = not owner.armed and cy_ctx_state(&owner.c) == CY_CTX_LIVE
+            owner.armed = True
+        if go:
+            entry = _TIMER.schedule(owner, owner.deadline_s)
+            with owner.mu:
+                if cy_ctx_state(&owner.c) == CY_CTX_LIVE:
+                    owner.timer = entry
+                    entry = None
+            if entry is not None:
+                _TIMER.unschedule(entry)       # ended meanwhile
+    ctl.armed = True
+    return 0
+
+
+cdef _CDone _c_done(_CContext ctl):
+    cdef _CDone d = ctl.done_ev
+    if d is not None:
+        return d
+    _c_arm(ctl)
+    fresh = _CDone.__new__(_CDone)
+    with ctl.mu:
+        if ctl.done_ev is None:
+            ctl.done_ev = fresh
+            # Under the lock that _c_end reads done_ev with: either it sets
+            # the one we store, or we see its state here.
+            if cy_ctx_state(&ctl.c) != CY_CTX_LIVE:
+                cy_event_set(&(<Event>fresh).e)
+        d = ctl.done_ev
+    return d
+
+
+cdef object _c_add_waker(_CContext ctl, object fn):
+    _c_arm(ctl)
+    with ctl.mu:
+        if cy_ctx_state(&ctl.c) != CY_CTX_LIVE:
+            return False
+        if ctl.wakers is None:
+            ctl.wakers = {}
+        ctl.wakers[fn] = ctl.wakers.get(fn, 0) + 1
+        return True
+
+
+cdef int _c_remove_waker(_CContext ctl, object fn) except -1:
+    with ctl.mu:
+        if ctl.wakers is None:
+            return 0
+        n = ctl.wakers.get(fn, 0) - 1
+        if n > 0:
+            ctl.wakers[fn] = n
+        else:
+            ctl.wakers.pop(fn, None)
+    return 0
+
+
+cdef object _c_token(_CContext ctl, object token_cls):
+    token = ctl.token
+    if token is not None:
+        return token
+    _c_arm(ctl)
+    fresh = token_cls()
+    with ctl.mu:
+        if ctl.token is None:
+            ctl.token = fresh
+            fire = cy_ctx_state(&ctl.c) != CY_CTX_LIVE
+        else:
+            fire = False
+        token = ctl.token
+    if fire:                           # ended before anyone asked: born fired
+        token.fire()
+    return token
+
+
+cdef int _c_expire(_CContext ctx) except -1:
+    """A wait saw the deadline pass before the timer fired it: end the
+    context that owns the deadline (this one or an ancestor)."""
+    cdef _CContext ctl
+    cdef object node = ctx
+    while node is not None and type(node) is _CContext:
+        if (<_CContext>node).ctl == NULL:
+            return 0
+        ctl = <_CContext>(<_CContext>node).ctl
+        if cy_ctx_state(&ctl.c) != CY_CTX_LIVE:
+            return 0
+        if ctl.dl_ns == CY_NO_DEADLINE or cy_now_ns() < ctl.dl_ns:
+            return 0
+        if ctl.own_deadline:
+            _c_end(ctl, CY_CTX_DEADLINE, ctl.dl_cause)
+            return 0
+        node = ctl.parent
+    return 0
+
+
+cdef object _c_after(_CContext ctx, dict wakers, object token, object timer, object registry,
+                     object failure):
+    """What ending `ctx` does in Python once its token has fired: the tokens
+    made for others, the wakers (the first exception one raises is
+    returned, to raise once the whole tree has ended), the timer entry, and
+    its place in the parent."""
+    if token is not None:
+        token.fire()
+    if wakers:
+        for fn in wakers:
+            try:
+                fn()
+            except BaseException as exc:
+                if failure is None:
+                    failure = exc
+    if timer is not None:
+        _TIMER.unschedule(timer)
+    if registry is not None:
+        registry.pop(ctx.reg_key, None)    # leave the parent
+    return failure
+
+
+cdef int _c_end(_CContext top, uint32_t why, object cause) except -1:
+    """End `top` and its descendants (iteratively) for `why`, each with
+    `cause` (None: its own err()); a context that has ended keeps its end.
+
+    A context without descendants is woken at once.  A tree is ended in
+    three passes: every context's state word and Python fields first (the
+    GIL held: no waiter is woken yet to compete for it), then every token
+    and done() event fired in one C loop with the GIL released (the woken
+    threads take the GIL one after another while the loop goes on), then
+    the Python side (wakers, timer entries, registries)."""
+    cdef list pending = None
+    cdef list batch = None              # [ctx, wakers, token, timer, registry] per ended context
+    cdef _CContext ctx = top
+    cdef dict children, wakers
+    cdef _CDone done
+    cdef Py_ssize_t k, i
+    cdef cy_ctx **cs
+    cdef cy_event **evs
+    failure = None
+    while True:
+        with ctx.mu:
+            if cy_ctx_state(&ctx.c) == CY_CTX_LIVE:
+                ctx.cause_obj = cause          # before the state word (release)
+                cy_ctx_mark(&ctx.c, why)
+                children = ctx.children
+                ctx.children = None
+                wakers = ctx.wakers
+                ctx.wakers = None
+                token = ctx.token
+                timer = ctx.timer
+                ctx.timer = None
+                registry = ctx.registry
+                ctx.registry = None
+                ended = True
+            else:
+                ended = False
+        if ended:
+            if batch is None and not children:
+                # One context, no descendants (the common case): wake now,
+                # C waits first.
+                cy_ctx_fire(&ctx.c)
+                done = ctx.done_ev
+                if done is not None:
+                    cy_event_set(&(<Event>done).e)
+                failure = _c_after(ctx, wakers, token, timer, registry, None)
+                if failure is not None:
+                    raise failure
+                return 0
+            if batch is None:
+                batch = []
+            batch += (ctx, wakers, token, timer, registry)
+            while children:
+                try:
+                    _, ref = children.popitem()
+                except KeyError:           # emptied by a weakref callback meanwhile
+                    break
+                child = ref()
+                if child is not None:
+                    if pending is None:
+                        pending = []
+                    pending.append(child)
+        if not pending:
+            break
+        ctx = <_CContext>pending.pop()
+    if batch is None:
+        return 0
+    k = len(batch) // 5
+    cs = <cy_ctx **>PyMem_RawMalloc(k * sizeof(cy_ctx *))
+    evs = <cy_event **>PyMem_RawMalloc(k * sizeof(cy_event *))
+    if cs == NULL or evs == NULL:
+        PyMem_RawFree(cs)
+        PyMem_RawFree(evs)
+        raise MemoryError()
+    for i in range(k):
+        ctx = <_CContext>batch[5 * i]
+        cs[i] = &ctx.c
+        # done() made after the state word changed is born set (_c_done).
+        done = ctx.done_ev
+        evs[i] = NULL if done is None else &(<Event>done).e
+    with nogil:                         # `batch` keeps every context alive
+        for i in range(k):
+            cy_ctx_fire(cs[i])
+            if evs[i] != NULL:
+                cy_event_set(evs[i])
+    PyMem_RawFree(cs)
+    PyMem_RawFree(evs)
+    for i in range(k):
+        failure = _c_after(<_CContext>batch[5 * i], <dict>batch[5 * i + 1], batch[5 * i + 2],
+                           batch[5 * i + 3], batch[5 * i + 4], failure)
+    if failure is not None:
+        raise failure
+    return 0
+
+
+cdef _CContext _c_new(int kind, object parent):
+    cdef _CContext ctx = _CContext.__new__(_CContext)
+    ctx.kind = kind
+    ctx.parent = parent
+    return ctx
+
+
+cdef int _c_adopt(_CContext pctl, _CContext child) except -1:
+    """Register `child` with its parent's cancel context, or end it at once
+    if that has ended."""
+    ref = _ChildRef(child, _drop_child)   # outside the lock: may run a collection
+    with pctl.mu:
+        if cy_ctx_state(&pctl.c) == CY_CTX_LIVE:
+            if pctl.children is None:
+                pctl.children = {}
+            pctl.next_key += 1
+            ref.registry = pctl.children
+            ref.key = pctl.next_key
+            pctl.children[pctl.next_key] = ref
+            child.registry = pctl.children
+            child.reg_key = pctl.next_key
+            return 0
+    _c_end(child, cy_ctx_state(&pctl.c), pctl.cause_obj)
+    return 0
+
+
+cdef _CContext _c_derive(_CContext parent, double left, double deadline_s, object dl_cause):
+    """A cancel context under a C parent, with the deadline `deadline_s`
+    (time.monotonic() seconds), `left` seconds from now (NaN: none; <= 0:
+    born ended)."""
+    cdef _CContext ctx = _c_new(_CK_CANCEL, parent)
+    cdef _CContext pctl = None
+    ctx.ctl = <PyObject *>ctx
+    ctx.cs = &ctx.c
+    if parent.ctl != NULL:
+        pctl = <_CContext>parent.ctl
+        ctx.deadline_s = pctl.deadline_s
+        ctx.dl_ns = pctl.dl_ns
+    if left == left:                                   # not NaN: a deadline of its own
+        if ctx.deadline_s is None or deadline_s < <double>ctx.deadline_s:
+            ctx.own_deadline = True
+            ctx.deadline_s = deadline_s
+            ctx.dl_ns = cy_now_ns() if left <= 0 else cy_deadline_after(<int64_t>ceil(left * 1e9))
+            ctx.dl_cause = dl_cause
+    if pctl is not None:
+        _c_adopt(pctl, ctx)
+    if ctx.own_deadline and left <= 0:
+        _c_end(ctx, CY_CTX_DEADLINE, dl_cause)         # born ended
+    # Not on the timer yet: see _c_arm.
+    return ctx
+
+
+@cython.final
+cdef class _CCancel:
+    """The ``cancel`` of with_cancel/with_timeout/with_deadline: ``cancel()``
+    ends its context with Canceled; idempotent and thread-safe."""
+
+    cdef _CContext ctx
+
+    def __call__(self):
+        _c_end(self.ctx, CY_CTX_CANCELED, None)
+
+    def __repr__(self):
+        return f"<cysync cancel function of {self.ctx!r}>"
+
+
+@cython.final
+cdef class _CCancelCause:
+    """The ``cancel`` of with_cancel_cause: ``cancel(cause=None)``; the first
+    call's cause wins."""
+
+    cdef _CContext ctx
+
+    def __call__(self, cause=None):
+        if cause is not None and not isinstance(cause, BaseException):
+            raise TypeError(_R.CTX_CAUSE_TYPE)
+        _c_end(self.ctx, CY_CTX_CANCELED, cause)
+
+    def __repr__(self):
+        return f"<cysync cancel function of {self.ctx!r}>"
+
+
+cdef inline object _c_pair(_CContext ctx):
+    cdef _CCancel f = _CCancel.__new__(_CCancel)
+    f.ctx = ctx
+    return (ctx, f)
+
+
+cdef _CContext _C_BACKGROUND = _c_new(_CK_ROOT, None)
+
+
+cdef inline bint _is_c(object parent) except -1:
+    """True for a C context; False for a pure one; TypeError otherwise."""
+    if type(parent) is _CContext:
+        return True
+    if isinstance(parent, _context.Context):
+        return False
+    raise TypeError("parent must be a Context")
+
+
+cdef double _NO_DEADLINE = float("nan")
+
+
+cdef object _derive_at(object parent, object deadline, object cause):
+    """with_deadline(_cause): `deadline` in time.monotonic() seconds."""
+    cdef double d = _context_seconds(deadline, "deadline")
+    cdef double left = d - _monotonic()
+    if left > _FOREVER_SECONDS:
+        left = _NO_DEADLINE
+    return _c_pair(_c_derive(<_CContext>parent, left, d, cause))
+
+
+cdef object _derive_in(object parent, object seconds, object cause):
+    """with_timeout(_cause): `seconds` from now."""
+    cdef double left = _rel_deadline(seconds)
+    return _c_pair(_c_derive(<_CContext>parent, left, _monotonic() + left, cause))
+
+
+cdef double _rel_deadline(object seconds) except? -1.0:
+    """`seconds` as a float (ints and floats without a Python call); NaN: no deadline."""
+    cdef double s
+    if PyFloat_Check(seconds) or PyLong_Check(seconds):
+        try:
+            s = seconds
+        except OverflowError:                 # an int beyond float range
+            return _NO_DEADLINE if seconds > 0 else -1e300
+        if s != s:
+            raise ValueError("seconds must not be NaN")
+    else:
+        s = _context_seconds(seconds, "seconds")
+    if s > _FOREVER_SECONDS:
+        return _NO_DEADLINE
+    return s
+
+
+cdef inline int _check_cause(object cause) except -1:
+    if cause is not None and not isinstance(cause, BaseException):
+        raise TypeError(_R.CTX_CAUSE_TYPE)
+    return 0
+
+
+def background():
+    """The root context (Go's ``context.Background()``): the same object on
+    every call, never cancelled, no deadline, no values."""
+    return _C_BACKGROUND
+
+
+def with_cancel(parent):
+    """A child of `parent` and the function that cancels it (Go's WithCancel)."""
+    if not _is_c(parent):
+        return _context.with_cancel(parent)
+    return _c_pair(_c_derive(<_CContext>parent, _NO_DEADLINE, 0.0, None))
+
+
+def with_deadline(parent, deadline):
+    """A child of `parent` that ends at `deadline` (``time.monotonic()``
+    seconds), and its cancel function (Go's WithDeadline)."""
+    if not _is_c(parent):
+        return _context.with_deadline(parent, deadline)
+    return _derive_at(parent, deadline, None)
+
+
+def with_timeout(parent, seconds):
+    """``with_deadline(parent, time.monotonic() + seconds)`` (Go's WithTimeout)."""
+    if not _is_c(parent):
+        return _context.with_timeout(parent, seconds)
+    return _derive_in(parent, seconds, None)
+
+
+def with_cancel_cause(parent):
+    """Like with_cancel, but ``cancel(cause=None)`` records why (Go 1.20)."""
+    if not _is_c(parent):
+        return _context.with_cancel_cause(parent)
+    cdef _CCancelCause f = _CCancelCause.__new__(_CCancelCause)
+    f.ctx = _c_derive(<_CContext>parent, _NO_DEADLINE, 0.0, None)
+    return (f.ctx, f)
+
+
+def with_deadline_cause(parent, deadline, cause):
+    """Like with_deadline; the deadline ends it with `cause` (Go 1.21)."""
+    if not _is_c(parent):
+        return _context.with_deadline_cause(parent, deadline, cause)
+    _check_cause(cause)
+    return _derive_at(parent, deadline, cause)
+
+
+def with_timeout_cause(parent, seconds, cause):
+    """Like with_timeout; the deadline ends it with `cause` (Go 1.21)."""
+    if not _is_c(parent):
+        return _context.with_timeout_cause(parent, seconds, cause)
+    _check_cause(cause)
+    return _derive_in(parent, seconds, cause)
+
+
+def with_value(parent, key, value):
+    """A child of `parent` where ``value(key)`` is `value` (Go's WithValue)."""
+    if not _is_c(parent):
+        return _context.with_value(parent, key, value)
+    try:
+        hash(key)
+    except TypeError:
+        raise TypeError("key must be hashable") from None
+    cdef _CContext ctx = _c_new(_CK_VALUE, parent)
+    ctx.ctl = (<_CContext>parent).ctl
+    ctx.cs = (<_CContext>parent).cs
+    ctx.dl_ns = (<_CContext>parent).dl_ns
+    ctx.key = key
+    ctx.val = value
+    return ctx
+
+
+def without_cancel(parent):
+    """`parent`'s values; never ends, no deadline (Go 1.21's WithoutCancel)."""
+    if not _is_c(parent):
+        return _context.without_cancel(parent)
+    return _c_new(_CK_ROOT, parent)
+
+
+def cause(ctx):
+    """Why `ctx` ended (Go 1.20's context.Cause): the cause given, inherited
+    by descendants, else ``ctx.err()``; None while it has not ended."""
+    cdef _CContext ctl
+    if type(ctx) is not _CContext:
+        return _context.cause(ctx)
+    if (<_CContext>ctx).ctl == NULL:
+        return None
+    ctl = <_CContext>(<_CContext>ctx).ctl
+    err = _c_err(ctl)
+    if err is None:
+        return None
+    c = ctl.cause_obj
+    return err if c is None else c
+
+
+for _name in ("with_cancel", "with_deadline", "with_timeout", "with_value",
+              "with_cancel_cause", "with_deadline_cause", "with_timeout_cause",
+              "without_cancel"):
+    _context._OTHER[_name] = globals()[_name]
+del _name
+Context.register(_CContext)
 from cysync._errgroup import make_errgroup as _make_errgroup
 
 _Context = Context

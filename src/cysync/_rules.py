@@ -33,16 +33,22 @@ PUBLIC_NAMES = (
     "WaitGroup",
     "WeightedSemaphore",
     "after",
+    "after_func",
     "background",
+    "cause",
     "defer",
     "deferrable",
     "once_func",
     "once_value",
     "select",
     "with_cancel",
+    "with_cancel_cause",
     "with_deadline",
+    "with_deadline_cause",
     "with_timeout",
+    "with_timeout_cause",
     "with_value",
+    "without_cancel",
 )
 
 # Ranges of the C core's fixed-width counters (WaitGroup, Semaphore: 31
@@ -85,6 +91,7 @@ def timeout_seconds(timeout: object) -> float | None:
 TIMEOUT_TYPE = "timeout must be a number or None"
 TIMEOUT_NAN = "timeout must not be NaN"
 CTX_TYPE = "ctx must be a Context or None"
+CTX_CAUSE_TYPE = "cause must be an exception instance or None"
 FN_NOT_CALLABLE = "fn must be callable"
 
 WG_NEGATIVE = "negative WaitGroup counter"

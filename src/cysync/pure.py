@@ -27,9 +27,9 @@ Common rules (docs/getting-started.md, "Timeouts and common rules"):
   so the wait ends at once, without polling; the context's deadline joins the
   call's own timeout (the earlier one wins).
 
-The contexts themselves (``cysync._context``) and ``ErrGroup``
-(``cysync._errgroup``) are shared with the C module; they are re-exported at
-the end of this module.
+The pure contexts (``cysync._context``; the C module has its own, and the
+waits of either take contexts of either) and ``ErrGroup``
+(``cysync._errgroup``, shared with the C module) are re-exported here.
 """
 
 from __future__ import annotations
@@ -61,11 +61,17 @@ from ._context import Canceled as Canceled
 from ._context import Context as Context
 from ._context import ContextError as ContextError
 from ._context import DeadlineExceeded as DeadlineExceeded
+from ._context import after_func as after_func
 from ._context import background as background
+from ._context import cause as cause
 from ._context import with_cancel as with_cancel
+from ._context import with_cancel_cause as with_cancel_cause
 from ._context import with_deadline as with_deadline
+from ._context import with_deadline_cause as with_deadline_cause
 from ._context import with_timeout as with_timeout
+from ._context import with_timeout_cause as with_timeout_cause
 from ._context import with_value as with_value
+from ._context import without_cancel as without_cancel
 from ._errors import ChanClosed as ChanClosed
 from ._errors import ShutDown as ShutDown
 from ._pure_defer import defer as defer
@@ -888,6 +894,34 @@ class Event:
             finally:
                 if cw is not None:
                     cw.close()
+
+
+class _ContextDone(Event):
+    """What ``ctx.done()`` returns (Go's Done channel): an Event set once the
+    context has ended; only the context sets it, so ``set`` and ``clear``
+    are not there for users.
+
+    Example:
+        ```python
+        ctx, cancel = with_timeout(background(), 0.5)
+        ctx.done().wait()         # True after 0.5 s (Go: <-ctx.Done())
+        ctx.done().is_set()       # True
+        ```
+    """
+
+    @property
+    def set(self) -> Any:
+        raise AttributeError("a context's done() event is set by the context only")
+
+    @property
+    def clear(self) -> Any:
+        raise AttributeError("a context's done() event is set by the context only")
+
+    def _fire(self) -> None:
+        Event.set(self)
+
+    def __repr__(self) -> str:
+        return f"<cysync context done: {'set' if self._flag else 'unset'}>"
 
 
 # --- Barrier ------------------------------------------------------------------

@@ -66,6 +66,7 @@ _PUBLIC = (
     "WaitGroup", "Once", "once_func", "once_value", "Semaphore", "BoundedSemaphore",
     "WeightedSemaphore", "Event", "Barrier", "ErrGroup", "deferrable", "defer",
     "Chan", "ChanClosed", "select", "after", "Queue", "RWMutex",
+    "background", "with_cancel", "with_timeout",
 )
 
 
@@ -127,6 +128,14 @@ def _load_pygolang() -> Impl:
     # Its channels under their own names: their methods are not cysync's
     # (no timeouts, recv_ for recv_ok, `default` is a case of select).
     classes.update({n: getattr(golang, n) for n in ("chan", "select", "default") if hasattr(golang, n)})
+    try:  # golang.context: background(), with_cancel()
+        context = importlib.import_module("golang.context")
+    except ImportError:
+        pass
+    else:
+        # Not with_timeout: pygolang 0.1's timers abort the process here
+        # ("pygo: failed" from its runtime, seen with the thread runtime).
+        classes.update({n: getattr(context, n) for n in ("background", "with_cancel") if hasattr(context, n)})
     return Impl("pygolang", "pygolang (golang.sync, golang.chan)", classes)
 
 
