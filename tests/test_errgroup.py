@@ -139,7 +139,10 @@ def test_later_errors_become_notes(impl, tools):
             first_done.set()
 
     def later(exc):
+        # The group cancels its ctx once it has recorded the first error:
+        # only then is an error certain to be a "later" one.
         first_done.wait(tools.TIMEOUT)
+        g.ctx.done().wait(tools.TIMEOUT)
         raise exc
 
     g.go(first)
@@ -165,6 +168,7 @@ def test_notes_are_capped(impl, tools):
 
     def later(i):
         first_done.wait(tools.TIMEOUT)
+        g.ctx.done().wait(tools.TIMEOUT)  # the first error is recorded
         raise ValueError(i)
 
     g.go(first)
