@@ -253,3 +253,16 @@ cdef extern from "cy_wsem.h" nogil:
 
 cdef extern from "cy_rwmutex.h" nogil:
     int cy_rw_arm(cy_rw_waiter *node, cy_wnode *n, cy_waiter *w)
+
+
+cdef extern from "cy_queue.h" nogil:
+    int cy_queue_arm(cy_queue_call *c, cy_waiter *w)
+    int cy_queue_end(cy_queue_call *c, cy_waiter *w)
+    int cy_queue_unget(cy_queue *q, void *v)
+
+
+cdef extern from "cy_barrier.h" nogil:
+    int cy_barrier_arrive_arm(cy_barrier *b, cy_barrier_ticket *t, cy_wnode *n, cy_waiter *w)
+    int cy_barrier_arm(cy_barrier *b, const cy_barrier_ticket *t, cy_wnode *n, cy_waiter *w)
+    void cy_barrier_disarm(cy_barrier *b, cy_wnode *n)
+    int cy_barrier_give_up(cy_barrier *b, const cy_barrier_ticket *t, cy_wnode *n)

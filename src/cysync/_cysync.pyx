@@ -416,6 +416,11 @@ cdef class _AWait:
     cdef cy_rw_waiter rwn        # an RWMutex's
     cdef tuple chans             # select: the Chan of every case
     cdef int r                   # select: the outcome so far
+    cdef cy_queue_call qc        # a Queue's put, get or join
+    cdef cy_barrier_ticket bt    # a Barrier's ticket
+    cdef cy_case *cs             # select_async: its cases, locks and kinds
+    cdef cy_chan **locks
+    cdef uint32_t *kinds
 
     cdef int start(self, object loop, _CtxWait cw, int64_t ns) except -1:
         cdef _Hub hub = _hub_of(loop)
@@ -462,6 +467,9 @@ cdef class _AWait:
 
     def __dealloc__(self):
         self.finish()
+        PyMem_Free(self.cs)
+        PyMem_Free(self.locks)
+        PyMem_Free(self.kinds)
 
 
 def _async_timeout(_AWait aw):
@@ -1251,6 +1259,15 @@ cdef class Barrier:
             w.wait_end()             # the deadline was the context's: raise its error
         raise BrokenBarrierError
 
+    async def wait_async(self, timeout=None, *, ctx=None):
+        """``await``-able wait(): tasks and threads meet at the same
+        barrier; a task cancelled while it waits breaks it, as a timeout does."""
+        if timeout is None:
+            timeout = self._timeout
+        cdef int64_t ns = _timeout_ns(timeout)
+        cdef _CtxWait w = _actx(ctx, ns)
+        return await _barrier_async(self, ns, w)
+
     def reset(self):
         """Return to the empty state; threads waiting now get BrokenBarrierError."""
         cy_barrier_reset(&self.b)
@@ -1275,6 +1292,61 @@ cdef class Barrier:
         if cy_barrier_broken(&self.b):
             return f"{_where(self)}: broken>"
         return f"{_where(self)}: waiters={cy_barrier_n_waiting(&self.b)}/{self.b.parties}>"
+
+
+async def _barrier_async(Barrier self, int64_t ns, _CtxWait cw):
+    cdef _AWait aw = _AWait.__new__(_AWait)
+    cdef int r
+    cdef bint ok = False
+    r = cy_barrier_arrive(&self.b, &aw.bt, False)
+    if r == CY_TIMEOUT:                  # a reset finishes or the action runs: wait to enter
+        aw.start(_get_running_loop(), None, -1)
+        try:
+            while True:
+                r = cy_barrier_arrive_arm(&self.b, &aw.bt, &aw.node, aw.w)
+                if r == CY_TIMEOUT:
+                    continue
+                if r != CY_AGAIN:
+                    break
+                try:
+                    await aw.suspend()
+                finally:
+                    cy_barrier_disarm(&self.b, &aw.node)
+        finally:
+            aw.finish()
+    if r == CY_BARRIER_BROKEN_ERR:
+        raise BrokenBarrierError
+    if r == CY_BARRIER_LAST:
+        try:
+            if self._action is not None:
+                self._action()
+            ok = True
+        finally:
+            r = cy_barrier_action_done(&self.b, ok)
+        if r != CY_OK:
+            raise BrokenBarrierError
+        return aw.bt.index
+    aw.start(_get_running_loop(), cw, ns)
+    try:
+        r = cy_barrier_arm(&self.b, &aw.bt, &aw.node, aw.w)
+        while r == CY_AGAIN:
+            try:
+                await aw.suspend()
+            except BaseException:
+                cy_barrier_give_up(&self.b, &aw.bt, &aw.node)
+                raise
+            if aw.timed_out:
+                r = cy_barrier_give_up(&self.b, &aw.bt, &aw.node)
+                break
+            cy_barrier_disarm(&self.b, &aw.node)
+            r = cy_barrier_arm(&self.b, &aw.bt, &aw.node, aw.w)
+    finally:
+        aw.finish()
+    if r == CY_OK:
+        return aw.bt.index
+    if r == CY_CANCELLED:
+        cw._fail()
+    raise BrokenBarrierError
 
 
 # ---------------------------------------------------------------- RWMutex
@@ -1369,6 +1441,12 @@ cdef class _RWReader:
     def __exit__(self, t, v, tb):
         _rw_runlock(&self.c.m)
 
+    async def acquire_async(self, blocking=True, timeout=None):
+        """``await``-able acquire()."""
+        if not blocking:
+            return _rw_acquire(&self.c.m, False, blocking, timeout)
+        return await _rw_lock_async(self.c, False, timeout, None)
+
     async def __aenter__(self):
         return await _rw_lock_async(self.c, False, None, None)
 
@@ -1399,6 +1477,12 @@ cdef class _RWWriter:
 
     def __exit__(self, t, v, tb):
         _rw_unlock(&self.c.m)
+
+    async def acquire_async(self, blocking=True, timeout=None):
+        """``await``-able acquire()."""
+        if not blocking:
+            return _rw_acquire(&self.c.m, True, blocking, timeout)
+        return await _rw_lock_async(self.c, True, timeout, None)
 
     async def __aenter__(self):
         return await _rw_lock_async(self.c, True, None, None)
@@ -2082,6 +2166,67 @@ cysync_select_impl = _select_impl
 select = cysync_make_select(__name__)
 
 
+async def select_async(*cases, timeout=None, ctx=None, default=False):
+    """``await``-able select(): the same cases, results and errors; the
+    task queues on every channel at once, as a thread does.  A value
+    received as the task is cancelled goes to the next receiver."""
+    cdef Py_ssize_t n = len(cases), i
+    cdef int64_t ns = _timeout_ns(timeout)
+    cdef _CtxWait w = _actx(ctx, ns)
+    cdef _AWait aw = _AWait.__new__(_AWait)
+    cdef int r = -1
+    cdef bint sent_refs = False
+    aw.r = -1
+    if n > 0xffff:
+        raise ValueError("too many select cases")
+    aw.cs = <cy_case *>PyMem_Malloc((n + 1) * sizeof(cy_case))
+    aw.locks = <cy_chan **>PyMem_Malloc((n + 1) * sizeof(cy_chan *))
+    aw.kinds = <uint32_t *>PyMem_Malloc((n + 1) * sizeof(uint32_t))
+    if aw.cs == NULL or aw.locks == NULL or aw.kinds == NULL:
+        raise MemoryError
+    chans = []
+    for i in range(n):
+        case = cases[i]
+        _parse_case(case, i, &aw.cs[i], &aw.kinds[i])
+        if case is None:
+            chans.append(None)
+        else:
+            chans.append(<object>PyCFunction_GET_SELF(case[0] if type(case) is tuple else case))
+    aw.chans = tuple(chans)
+    cy_select_init(&aw.sel, aw.cs, <uint32_t>n, aw.locks)
+    for i in range(n):                   # as select(): a reference per send case
+        if aw.kinds[i] == 2:
+            Py_INCREF(<object>aw.cs[i].elem)
+    sent_refs = True
+    try:
+        r = cy_select_try(&aw.sel)
+        if r != CY_OK and not default:
+            aw.start(_get_running_loop(), w, ns)
+            r = await _aselect(aw)
+    finally:
+        aw.finish()
+        if sent_refs:
+            if r != CY_OK:
+                r = aw.r if aw.r == CY_OK else r   # raised as a case fired
+            for i in range(n):
+                if aw.kinds[i] == 2 and not (r == CY_OK and aw.sel.chosen == i and aw.sel.ok):
+                    _decref(<PyObject *>aw.cs[i].elem)
+    if r != CY_OK:
+        return (-1, None)
+    i = aw.sel.chosen
+    if aw.kinds[i] == 2:
+        if not aw.sel.ok:
+            raise ChanClosed(_R.CHAN_SEND_CLOSED)
+        return (i, None)
+    if not aw.sel.ok:
+        if aw.kinds[i] == 1:
+            return (i, (None, False))
+        raise ChanClosed(_R.CHAN_RECV_CLOSED)
+    if aw.kinds[i] == 1:
+        return (i, (_take(aw.sel.value), True))
+    return (i, _take(aw.sel.value))
+
+
 def after(seconds):
     """Go's time.After: a ``Chan(1)`` that receives ``time.monotonic()`` once,
     ``seconds`` from now, sent by the process's one timer thread (no thread
@@ -2190,6 +2335,47 @@ cdef class Queue:
             _queue_raise(r, _Empty)
         return _queue_wait(self, CY_QUEUE_GET, None, ns, w)
 
+    async def put_async(self, item, block=True, timeout=None, *, ctx=None):
+        """``await``-able put(): the task queues with threads, in order."""
+        cdef int64_t ns = -1
+        cdef _CtxWait w = None
+        if block and timeout is not None and cy_queue_maxsize(&self.q) > 0:
+            ns = _queue_timeout_ns(timeout)
+        if ctx is not None:
+            w = _ctx_wait(ctx, ns)
+        Py_INCREF(item)
+        cdef int r = cy_queue_try_put(&self.q, <void *>item)
+        if r == 0:
+            return
+        Py_DECREF(item)
+        if r != CY_QUEUE_BLOCK or not block or (ns == 0 and w is None):
+            _queue_raise(r, _Full)
+        await _queue_async(self, CY_QUEUE_PUT, item, ns, w)
+
+    async def get_async(self, block=True, timeout=None, *, ctx=None):
+        """``await``-able get().  An item handed to a task as it is
+        cancelled goes to the next getter, or back to the front."""
+        cdef int64_t ns = -1
+        cdef _CtxWait w = None
+        cdef void *v
+        if block and timeout is not None:
+            ns = _queue_timeout_ns(timeout)
+        if ctx is not None:
+            w = _ctx_wait(ctx, ns)
+        cdef int r = cy_queue_try_get(&self.q, &v)
+        if r == 0:
+            return _take(v)
+        if r != CY_QUEUE_BLOCK or not block or (ns == 0 and w is None):
+            _queue_raise(r, _Empty)
+        return await _queue_async(self, CY_QUEUE_GET, None, ns, w)
+
+    async def join_async(self, *, ctx=None):
+        """``await``-able join()."""
+        cdef _CtxWait w = _actx(ctx, -1)
+        if cy_queue_unfinished(&self.q) == 0:
+            return
+        await _queue_async(self, CY_QUEUE_JOIN, None, -1, w)
+
     def put_nowait(self, item):
         """``put(item, block=False)``."""
         return self.put(item, False)
@@ -2275,6 +2461,44 @@ cdef object _queue_wait(Queue self, uint32_t kind, object item, int64_t ns, _Ctx
         return _take(c.item) if kind == CY_QUEUE_GET else None
     if kind == CY_QUEUE_PUT:
         _decref(<PyObject *>c.item)
+    _queue_raise(r, _Empty if kind == CY_QUEUE_GET else _Full)
+
+
+async def _queue_async(Queue self, uint32_t kind, object item, int64_t ns, _CtxWait cw):
+    """A put, get or join whose fast path failed; a get returns the item."""
+    cdef _AWait aw = _AWait.__new__(_AWait)
+    cdef int r
+    aw.start(_get_running_loop(), cw, ns)
+    cy_queue_call_init(&aw.qc, &self.q, kind, <void *>item)
+    if kind == CY_QUEUE_PUT:
+        Py_INCREF(item)                  # the queue's, if the put goes through
+    try:
+        r = cy_queue_arm(&aw.qc, aw.w)
+        if r == CY_AGAIN:
+            try:
+                while True:
+                    await aw.suspend()
+                    if aw.timed_out or cy_async_claimed(aw.w) != CY_CLAIM_NONE:
+                        break
+            except BaseException:
+                cy_async_claim_self(aw.w)
+                r = cy_queue_end(&aw.qc, aw.w)
+                if kind == CY_QUEUE_GET and r == CY_OK:
+                    if cy_queue_unget(&self.q, aw.qc.item) != 0:
+                        _decref(<PyObject *>aw.qc.item)     # out of memory: dropped
+                elif kind == CY_QUEUE_PUT and r != CY_OK:
+                    _decref(<PyObject *>aw.qc.item)
+                raise
+            cy_async_claim_self(aw.w)
+            r = cy_queue_end(&aw.qc, aw.w)
+    finally:
+        aw.finish()
+    if r == CY_OK:
+        return _take(aw.qc.item) if kind == CY_QUEUE_GET else None
+    if kind == CY_QUEUE_PUT:
+        _decref(<PyObject *>aw.qc.item)
+    if r == CY_CANCELLED:
+        cw._fail()
     _queue_raise(r, _Empty if kind == CY_QUEUE_GET else _Full)
 
 
