@@ -45,6 +45,7 @@ __all__ = [
     "once_value",
     "patch",
     "select",
+    "select_async",
     "unpatch",
     "with_cancel",
     "with_deadline",
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
         once_func,
         once_value,
         select,
+        select_async,
         with_cancel,
         with_deadline,
         with_timeout,
@@ -104,7 +106,12 @@ else:
             from . import pure as impl
 
             return impl, "python"
+        if not hasattr(impl, "select_async"):  # TEMPORARY (issue 16): until the C twins are merged
+            impl.select_async = _c_async_missing
         return impl, "c"
+
+    async def _c_async_missing(*cases, timeout=None, ctx=None, default=False):
+        raise NotImplementedError("this build of cysync._cysync has no asyncio twins yet")
 
     _impl, IMPLEMENTATION = _load()
     globals().update({name: getattr(_impl, name) for name in _NAMES})

@@ -39,6 +39,7 @@ PUBLIC_NAMES = (
     "once_func",
     "once_value",
     "select",
+    "select_async",
     "with_cancel",
     "with_deadline",
     "with_timeout",

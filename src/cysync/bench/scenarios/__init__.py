@@ -16,7 +16,7 @@ import importlib
 from types import ModuleType
 
 #: Every scenario, in the order they run and are reported.
-SCENARIOS = ("ops", "defer", "alloc", "fanout", "pool", "handoff", "chan", "queue", "rwmutex")
+SCENARIOS = ("ops", "defer", "alloc", "fanout", "pool", "handoff", "chan", "queue", "rwmutex", "asyncio")
 
 
 def get(name: str) -> ModuleType:
