@@ -125,10 +125,7 @@ def test_both_modules_export_the_same_names(c_impl):
 @pytest.mark.parametrize("name", NAMES)
 def test_both_classes_have_the_same_public_attributes(c_impl, name):
     def public(cls):
-        names = {a for a in dir(cls) if not a.startswith("_")}
-        if not hasattr(c_impl.Event, "wait_async"):  # TEMPORARY (issue 16): until the C twins are merged
-            names = {a for a in names if not a.endswith("_async")}
-        return names
+        return {a for a in dir(cls) if not a.startswith("_")}
 
     assert public(getattr(c_impl, name)) == public(getattr(cysync.pure, name))
 

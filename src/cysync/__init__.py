@@ -106,12 +106,7 @@ else:
             from . import pure as impl
 
             return impl, "python"
-        if not hasattr(impl, "select_async"):  # TEMPORARY (issue 16): until the C twins are merged
-            impl.select_async = _c_async_missing
         return impl, "c"
-
-    async def _c_async_missing(*cases, timeout=None, ctx=None, default=False):
-        raise NotImplementedError("this build of cysync._cysync has no asyncio twins yet")
 
     _impl, IMPLEMENTATION = _load()
     globals().update({name: getattr(_impl, name) for name in _NAMES})
