@@ -1929,33 +1929,26 @@ cdef object _chan_wait(cy_case *c, int64_t ns, _CtxWait w, bint ok_form, object 
 
 
 # Channels: a send, a receive or a select queues its cases on the record.
-cdef object _resends = set()         # give-back sends in flight (kept alive)
-
-
-def _resend_done(task):
-    _resends.discard(task)
-    if not task.cancelled():
-        task.exception()              # retrieved: a closed channel drops the value
-
-
 cdef int _give_back(object chan, void *v) except -1:
-    """A value a cancelled receiver was handed as it was cancelled: to the
-    next receiver or the front of the buffer; else (no receiver, no room)
-    sent again by a task of its own, so that it is not lost."""
+    """A value handed to a receiver whose coroutine is being closed
+    (GeneratorExit: its loop is gone): to the next receiver or the front of
+    the buffer; with neither (no receiver waits, no room) it is dropped."""
     cdef Chan ch = <Chan>chan
-    if cy_chan_unrecv(&ch.ch, v) == 0:
-        return 0
-    value = _take(v)
-    task = _get_running_loop().create_task(ch.send_async(value))
-    _resends.add(task)
-    task.add_done_callback(_resend_done)
+    if cy_chan_unrecv(&ch.ch, v) != 0:
+        _decref(<PyObject *>v)
     return 0
 
 
 async def _aselect(_AWait aw):
     """Runs aw.sel until a case fires (CY_OK) or the timeout runs out
-    (CY_TIMEOUT); raises the context's error, or CancelledError with a
-    value received at that moment given back.  aw.r keeps the outcome."""
+    (CY_TIMEOUT); raises the context's error.  aw.r keeps the outcome.
+
+    Cancelled meanwhile (CancelledError thrown in): if the task can still
+    claim its own record, nothing has happened: it leaves every queue and
+    the cancellation propagates.  If a partner claimed it first, the
+    operation has completed (a value was handed over) and must not be lost:
+    the call returns its result (the pure twin's rule).  A coroutine closed
+    (GeneratorExit) gives a received value back instead."""
     cdef int r = cy_select_arm(&aw.sel, aw.w)
     cdef uint32_t i
     aw.r = r
@@ -1968,14 +1961,18 @@ async def _aselect(_AWait aw):
             await aw.suspend()
             if aw.timed_out or cy_async_claimed(aw.w) != CY_CLAIM_NONE:
                 break
-    except BaseException:
+    except BaseException as exc:
         cy_async_claim_self(aw.w)
         r = aw.r = cy_select_end(&aw.sel, aw.w)
-        if r == CY_OK and aw.sel.ok:
+        if r != CY_OK:
+            raise
+        if isinstance(exc, GeneratorExit):
             i = aw.sel.chosen
-            if aw.sel.cases[i].dir == CY_CASE_RECV:
+            if aw.sel.ok and aw.sel.cases[i].dir == CY_CASE_RECV:
                 _give_back(aw.chans[i], aw.sel.value)
-        raise
+                aw.sel.value = NULL
+            raise
+        return r                        # completed before the cancellation
     cy_async_claim_self(aw.w)
     r = aw.r = cy_select_end(&aw.sel, aw.w)
     if r == CY_CANCELLED:
@@ -2480,17 +2477,22 @@ async def _queue_async(Queue self, uint32_t kind, object item, int64_t ns, _CtxW
                     await aw.suspend()
                     if aw.timed_out or cy_async_claimed(aw.w) != CY_CLAIM_NONE:
                         break
-            except BaseException:
+            except BaseException as exc:
+                # As _aselect: completed before the cancellation, the call
+                # returns its result; closed, a got item goes back.
                 cy_async_claim_self(aw.w)
                 r = cy_queue_end(&aw.qc, aw.w)
-                if kind == CY_QUEUE_GET and r == CY_OK:
-                    if cy_queue_unget(&self.q, aw.qc.item) != 0:
+                if r != CY_OK:
+                    if kind == CY_QUEUE_PUT:
+                        _decref(<PyObject *>aw.qc.item)
+                    raise
+                if isinstance(exc, GeneratorExit):
+                    if kind == CY_QUEUE_GET and cy_queue_unget(&self.q, aw.qc.item) != 0:
                         _decref(<PyObject *>aw.qc.item)     # out of memory: dropped
-                elif kind == CY_QUEUE_PUT and r != CY_OK:
-                    _decref(<PyObject *>aw.qc.item)
-                raise
-            cy_async_claim_self(aw.w)
-            r = cy_queue_end(&aw.qc, aw.w)
+                    raise
+            else:
+                cy_async_claim_self(aw.w)
+                r = cy_queue_end(&aw.qc, aw.w)
     finally:
         aw.finish()
     if r == CY_OK:
