@@ -604,7 +604,6 @@ async def _granted_async(object owner, int kind, uintptr_t obj, int64_t n, int64
         aw.finish()
 
 
-
 # ---------------------------------------------------------------- WaitGroup
 
 cdef inline int _wg_add(cy_waitgroup *wg, int64_t delta) except -1:
