@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import random
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -226,8 +227,6 @@ def _storm(impl: Impl, timeout: float, tasks_n: int = 2000, size: int = 8) -> fl
             await asyncio.sleep(0)
         join_all([worker], timeout, "asyncio storm")
         await asyncio.gather(*tasks, return_exceptions=True)
-        import re
-
         m = re.search(r"waiters=(\d+)", repr(ws))
         left = int(m.group(1)) if m else 0
         return float(ws.held + left)
@@ -280,8 +279,8 @@ TARGETS = [
 
 
 def render(idx: Index, markdown: bool) -> list[str]:
-    out = [side_by_side(idx, NAME, markdown),
-           "Items/s: more is better; ms and ns: less. `to_thread` is `await asyncio.to_thread(ev.wait)` "
-           "on a threading.Event; `asyncio` is asyncio.Semaphore, usable from one loop only. "
-           "No thread is created per waiting task (tests/test_asyncio.py checks it)."]
+    note = ("Items/s: more is better; ms and ns: less. `to_thread` is `await asyncio.to_thread(ev.wait)` "
+            "on a threading.Event; `asyncio` is asyncio.Semaphore, usable from one loop only. "
+            "No thread is created per waiting task (tests/test_asyncio.py checks it).")
+    out = [side_by_side(idx, NAME, markdown), note]
     return with_targets(out, idx, TARGETS, markdown)
