@@ -1037,6 +1037,34 @@ def test_10k_tasks_woken_by_one_set_from_a_thread(m, loop):
     run(body, loop=loop)
 
 
+def test_one_wake_up_per_loop_per_batch(m):
+    # 1,000 tasks woken by one set() from a thread: the loop is woken from
+    # outside a handful of times at most (one call_soon_threadsafe per batch,
+    # or none with an eventfd of its own), not once per task.
+    async def body():
+        loop = asyncio.get_running_loop()
+        calls = []
+        original = loop.call_soon_threadsafe
+
+        def counting(*args, **kwargs):
+            calls.append(1)
+            return original(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counting
+        try:
+            ev = m.Event()
+            tasks = [asyncio.ensure_future(ev.wait_async()) for _ in range(1000)]
+            await settle()
+            calls.clear()
+            await in_thread(ev.set)
+            assert all(await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT))
+        finally:
+            del loop.call_soon_threadsafe
+        assert len(calls) <= 10, f"{len(calls)} wake-ups of the loop for one set()"
+
+    run(body)
+
+
 # --------------------------------------------------------------------------
 # Cancel storms: nothing lost, nothing left queued
 # --------------------------------------------------------------------------
