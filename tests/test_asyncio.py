@@ -565,6 +565,60 @@ def test_fast_paths(m):
     run(body)
 
 
+def _done_at_once(awaitable):
+    """Drive `awaitable` one step by hand: it must finish without suspending
+    (a fast path does not yield to the loop). Returns its result."""
+    it = awaitable.__await__()
+    with pytest.raises(StopIteration) as info:
+        it.send(None)
+    return info.value.value
+
+
+def test_fast_paths_do_not_suspend(m):
+    async def body():
+        ev = m.Event()
+        ev.set()
+        assert _done_at_once(ev.wait_async()) is True
+        assert _done_at_once(m.WaitGroup().wait_async()) is True
+        sem = m.Semaphore(1)
+        assert _done_at_once(sem.acquire_async()) is True
+        assert _done_at_once(sem.acquire_async(timeout=0)) is False
+        ws = m.WeightedSemaphore(2)
+        assert _done_at_once(ws.acquire_async(2)) is True
+        rw = m.RWMutex()
+        assert _done_at_once(rw.rlock_async()) is True
+        ch = m.Chan(1)
+        assert _done_at_once(ch.send_async("v")) is True
+        assert _done_at_once(ch.recv_async()) == "v"
+        assert _done_at_once(m.select_async(ch.recv, default=True)) == (-1, None)
+        q = m.Queue()
+        assert _done_at_once(q.put_async(1)) is None
+        assert _done_at_once(q.get_async()) == 1
+        once = m.Once()
+        assert _done_at_once(once.do_async(lambda: None)) is None
+
+    run(body)
+
+
+def test_ctx_cancelled_from_a_task_of_the_same_loop(m):
+    async def body():
+        ctx, cancel = m.with_cancel(m.background())
+        ch, ev, ws, rw = m.Chan(), m.Event(), m.WeightedSemaphore(1), m.RWMutex()
+        assert ws.acquire(timeout=0)
+        assert rw.lock(timeout=0)
+        tasks = [asyncio.ensure_future(ch.recv_async(ctx=ctx)),
+                 asyncio.ensure_future(ev.wait_async(ctx=ctx)),
+                 asyncio.ensure_future(ws.acquire_async(ctx=ctx)),
+                 asyncio.ensure_future(rw.rlock_async(ctx=ctx))]
+        await settle()
+        cancel()  # in the loop's own thread
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), TIMEOUT)
+        assert all(isinstance(r, m.Canceled) for r in results), results
+        assert waiters(ws) == 0 and waiters(rw) == 0
+
+    run(body)
+
+
 def test_argument_errors_as_the_blocking_versions(m):
     async def body():
         sem = m.Semaphore(1)
