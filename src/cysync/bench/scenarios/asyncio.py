@@ -19,6 +19,7 @@ figures are the same code under ``uvloop.new_event_loop()``, not run here):
 - ``acquire_async()+release() uncontended``: ns per pair in a task; the
   floor is ``asyncio.Semaphore`` (impl ``stdlib``), which cannot be used
   from threads at all; aiologic's ``Semaphore`` (``async_acquire``).
+- With uvloop installed, the first and third figures again on its loop.
 - ``cancel storm: units lost + waiters left``: 2,000 tasks ``async with``
   a WeightedSemaphore(8) while a thread releases the 8 units held and the
   loop cancels tasks at random; afterwards every unit must be back and no
@@ -62,17 +63,35 @@ def _async_impls(s: Settings) -> list[Impl]:
             and hasattr(i.Event, "wait_async")]
 
 
-def _run(coro: Awaitable[Any], timeout: float) -> Any:
+#: The uvloop rows: the same code on uvloop's loop, when installed.
+T2A_UVLOOP = "thread → asyncio on uvloop, Chan(128) (items/s)"
+EVENT10K_UVLOOP = "10k tasks on one Event on uvloop, set() from a thread (ms)"
+
+
+def _uvloop() -> Any:
+    try:
+        return importlib.import_module("uvloop")
+    except ImportError:
+        return None
+
+
+def _run(coro: Awaitable[Any], timeout: float, uvloop: bool = False) -> Any:
     async def main() -> Any:
         return await asyncio.wait_for(coro, timeout)
 
-    return asyncio.run(main())
+    if not uvloop:
+        return asyncio.run(main())
+    loop = _uvloop().new_event_loop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
 
 
 # --- thread → asyncio, asyncio → thread ---------------------------------------------
 
 
-def _pipe(kind: str, peer: str, impl: Impl | None, n: int, timeout: float) -> float:
+def _pipe(kind: str, peer: str, impl: Impl | None, n: int, timeout: float, uvloop: bool = False) -> float:
     """Items per second through a queue of CAP between a thread and a task."""
     if peer == "janus":
         janus = importlib.import_module("janus")
@@ -110,13 +129,13 @@ def _pipe(kind: str, peer: str, impl: Impl | None, n: int, timeout: float) -> fl
             await jq.wait_closed()
         return n / elapsed
 
-    return float(_run(main(), timeout))
+    return float(_run(main(), timeout, uvloop))
 
 
 # --- 10k tasks on one Event -----------------------------------------------------------
 
 
-def _event_10k(peer: str, impl: Impl | None, timeout: float) -> float:
+def _event_10k(peer: str, impl: Impl | None, timeout: float, uvloop: bool = False) -> float:
     """Milliseconds from set() (in a thread) to the last of EVENT_TASKS tasks resumed."""
 
     async def main() -> float:
@@ -158,7 +177,7 @@ def _event_10k(peer: str, impl: Impl | None, timeout: float) -> float:
         join_all([worker], timeout, f"asyncio {EVENT10K} [{peer}]")
         return (last[0] - started[0]) * 1e3
 
-    return float(_run(main(), timeout))
+    return float(_run(main(), timeout, uvloop))
 
 
 # --- uncontended semaphore ----------------------------------------------------------
@@ -243,6 +262,11 @@ def run(s: Settings) -> list[Result]:
         jobs.append((EVENT10K, impl.name, lambda i=impl: _event_10k(i.name, i, s.timeout), "ms"))
         jobs.append((SEM, impl.name, lambda i=impl: _sem_pairs(i.name, i, n_sem, s.timeout), "ns"))
         jobs.append((STORM, impl.name, lambda i=impl: _storm(i, s.timeout), "count"))
+        if _uvloop() is not None:
+            jobs.append((T2A_UVLOOP, impl.name,
+                         lambda i=impl: _pipe(T2A, i.name, i, n_pipe, s.timeout, True), "items/s"))
+            jobs.append((EVENT10K_UVLOOP, impl.name,
+                         lambda i=impl: _event_10k(i.name, i, s.timeout, True), "ms"))
     for peer in peers:
         for kind in (T2A, A2T):
             jobs.append((kind, peer, lambda k=kind, p=peer: _pipe(k, p, None, n_pipe, s.timeout), "items/s"))
