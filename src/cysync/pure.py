@@ -284,7 +284,9 @@ class _Hub:
             self.scheduled = True
         try:
             self.loop.call_soon_threadsafe(self._drain)
-        except RuntimeError:  # closed meanwhile
+        except RuntimeError:  # closed meanwhile: drop what waits for it
+            with self.lock:
+                self.pending.clear()
             return False
         return True
 
