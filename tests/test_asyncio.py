@@ -565,6 +565,60 @@ def test_fast_paths(m):
     run(body)
 
 
+def _done_at_once(awaitable):
+    """Drive `awaitable` one step by hand: it must finish without suspending
+    (a fast path does not yield to the loop). Returns its result."""
+    it = awaitable.__await__()
+    with pytest.raises(StopIteration) as info:
+        it.send(None)
+    return info.value.value
+
+
+def test_fast_paths_do_not_suspend(m):
+    async def body():
+        ev = m.Event()
+        ev.set()
+        assert _done_at_once(ev.wait_async()) is True
+        assert _done_at_once(m.WaitGroup().wait_async()) is True
+        sem = m.Semaphore(1)
+        assert _done_at_once(sem.acquire_async()) is True
+        assert _done_at_once(sem.acquire_async(timeout=0)) is False
+        ws = m.WeightedSemaphore(2)
+        assert _done_at_once(ws.acquire_async(2)) is True
+        rw = m.RWMutex()
+        assert _done_at_once(rw.rlock_async()) is True
+        ch = m.Chan(1)
+        assert _done_at_once(ch.send_async("v")) is True
+        assert _done_at_once(ch.recv_async()) == "v"
+        assert _done_at_once(m.select_async(ch.recv, default=True)) == (-1, None)
+        q = m.Queue()
+        assert _done_at_once(q.put_async(1)) is None
+        assert _done_at_once(q.get_async()) == 1
+        once = m.Once()
+        assert _done_at_once(once.do_async(lambda: None)) is None
+
+    run(body)
+
+
+def test_ctx_cancelled_from_a_task_of_the_same_loop(m):
+    async def body():
+        ctx, cancel = m.with_cancel(m.background())
+        ch, ev, ws, rw = m.Chan(), m.Event(), m.WeightedSemaphore(1), m.RWMutex()
+        assert ws.acquire(timeout=0)
+        assert rw.lock(timeout=0)
+        tasks = [asyncio.ensure_future(ch.recv_async(ctx=ctx)),
+                 asyncio.ensure_future(ev.wait_async(ctx=ctx)),
+                 asyncio.ensure_future(ws.acquire_async(ctx=ctx)),
+                 asyncio.ensure_future(rw.rlock_async(ctx=ctx))]
+        await settle()
+        cancel()  # in the loop's own thread
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), TIMEOUT)
+        assert all(isinstance(r, m.Canceled) for r in results), results
+        assert waiters(ws) == 0 and waiters(rw) == 0
+
+    run(body)
+
+
 def test_argument_errors_as_the_blocking_versions(m):
     async def body():
         sem = m.Semaphore(1)
@@ -687,16 +741,15 @@ def test_async_with(m):
             assert units(sem) == 1
             with pytest.raises(ZeroDivisionError):
                 async with sem:
-                    1 / 0
+                    raise ZeroDivisionError
             assert units(sem) == 1
         ws = m.WeightedSemaphore(3)
         async with ws:
             assert ws.held == 1
         assert ws.held == 0
         rw = m.RWMutex()
-        async with rw.reader:
-            async with rw.reader:
-                assert not rw.try_lock()
+        async with rw.reader, rw.reader:
+            assert not rw.try_lock()
         async with rw.writer:
             assert not rw.try_rlock()
         assert rw.try_lock()
@@ -1036,6 +1089,34 @@ def test_10k_tasks_woken_by_one_set_from_a_thread(m, loop):
         assert threading.active_count() <= before + 1  # the setter, perhaps not yet gone
 
     run(body, loop=loop)
+
+
+def test_one_wake_up_per_loop_per_batch(m):
+    # 1,000 tasks woken by one set() from a thread: the loop is woken from
+    # outside a handful of times at most (one call_soon_threadsafe per batch,
+    # or none with an eventfd of its own), not once per task.
+    async def body():
+        loop = asyncio.get_running_loop()
+        calls = []
+        original = loop.call_soon_threadsafe
+
+        def counting(*args, **kwargs):
+            calls.append(1)
+            return original(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counting
+        try:
+            ev = m.Event()
+            tasks = [asyncio.ensure_future(ev.wait_async()) for _ in range(1000)]
+            await settle()
+            calls.clear()
+            await in_thread(ev.set)
+            assert all(await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT))
+        finally:
+            del loop.call_soon_threadsafe
+        assert len(calls) <= 10, f"{len(calls)} wake-ups of the loop for one set()"
+
+    run(body)
 
 
 # --------------------------------------------------------------------------

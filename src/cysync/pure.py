@@ -26,6 +26,10 @@ Common rules (docs/getting-started.md, "Timeouts and common rules"):
   context, which notifies the wait's Condition when the context is cancelled,
   so the wait ends at once, without polling; the context's deadline joins the
   call's own timeout (the earlier one wins).
+- Every blocking wait has an awaitable twin, ``<method>_async`` (and
+  ``select_async``, ``async with``, ``async for`` over a Chan), with the same
+  arguments and results, for asyncio tasks: see "asyncio: a task waits like
+  a thread" below.
 
 The contexts themselves (``cysync._context``) and ``ErrGroup``
 (``cysync._errgroup``) are shared with the C module; they are re-exported at
@@ -280,7 +284,9 @@ class _Hub:
             self.scheduled = True
         try:
             self.loop.call_soon_threadsafe(self._drain)
-        except RuntimeError:  # closed meanwhile
+        except RuntimeError:  # closed meanwhile: drop what waits for it
+            with self.lock:
+                self.pending.clear()
             return False
         return True
 

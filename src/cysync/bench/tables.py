@@ -116,10 +116,7 @@ class Index:
 
     def impls(self, scenario: str | None = None) -> list[str]:
         present = {r.impl for r in self.results if scenario in (None, r.scenario)}
-        known = [i for i in ("floor", *IMPL_NAMES) if i in present]
-        # Peers that one scenario measures itself (asyncio: aiologic, janus...) come after.
-        return known + ordered(r.impl for r in self.results
-                               if scenario in (None, r.scenario) and r.impl not in known)
+        return [i for i in ("floor", *IMPL_NAMES) if i in present]
 
 
 def ordered(values: Iterable[Any]) -> list[Any]:

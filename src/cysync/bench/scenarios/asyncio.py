@@ -12,13 +12,14 @@ figures are the same code under ``uvloop.new_event_loop()``, not run here):
   (``await ch.send_async(i)``, ``ch.recv()``); aiologic ``async_put`` /
   ``green_get``, janus ``async_q.put`` / ``sync_q.get``.
 - ``10k tasks on one Event, set() from a thread``: milliseconds from the
-  ``set()`` to the last task resumed; the baseline (impl ``to_thread``) is
+  ``set()`` to the last task resumed; the baseline (impl ``stdlib``) is
   what one does without cysync, ``await asyncio.to_thread(ev.wait)`` on a
   ``threading.Event``, which holds the default executor's threads; and
   aiologic's ``Event`` (``await ev``).
 - ``acquire_async()+release() uncontended``: ns per pair in a task; the
-  floor is ``asyncio.Semaphore`` (impl ``asyncio``), which cannot be used
+  floor is ``asyncio.Semaphore`` (impl ``stdlib``), which cannot be used
   from threads at all; aiologic's ``Semaphore`` (``async_acquire``).
+- With uvloop installed, the first and third figures again on its loop.
 - ``cancel storm: units lost + waiters left``: 2,000 tasks ``async with``
   a WeightedSemaphore(8) while a thread releases the 8 units held and the
   loop cancels tasks at random; afterwards every unit must be back and no
@@ -33,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import random
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -54,13 +56,6 @@ CAP = 128
 EVENT_TASKS = 10_000
 
 
-def _peer(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
 def _async_impls(s: Settings) -> list[Impl]:
     """c and py, when they have the asyncio twins (a build of the C core
     without them is skipped)."""
@@ -68,17 +63,35 @@ def _async_impls(s: Settings) -> list[Impl]:
             and hasattr(i.Event, "wait_async")]
 
 
-def _run(coro: Awaitable[Any], timeout: float) -> Any:
+#: The uvloop rows: the same code on uvloop's loop, when installed.
+T2A_UVLOOP = "thread → asyncio on uvloop, Chan(128) (items/s)"
+EVENT10K_UVLOOP = "10k tasks on one Event on uvloop, set() from a thread (ms)"
+
+
+def _uvloop() -> Any:
+    try:
+        return importlib.import_module("uvloop")
+    except ImportError:
+        return None
+
+
+def _run(coro: Awaitable[Any], timeout: float, uvloop: bool = False) -> Any:
     async def main() -> Any:
         return await asyncio.wait_for(coro, timeout)
 
-    return asyncio.run(main())
+    if not uvloop:
+        return asyncio.run(main())
+    loop = _uvloop().new_event_loop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
 
 
 # --- thread → asyncio, asyncio → thread ---------------------------------------------
 
 
-def _pipe(kind: str, peer: str, impl: Impl | None, n: int, timeout: float) -> float:
+def _pipe(kind: str, peer: str, impl: Impl | None, n: int, timeout: float, uvloop: bool = False) -> float:
     """Items per second through a queue of CAP between a thread and a task."""
     if peer == "janus":
         janus = importlib.import_module("janus")
@@ -116,17 +129,17 @@ def _pipe(kind: str, peer: str, impl: Impl | None, n: int, timeout: float) -> fl
             await jq.wait_closed()
         return n / elapsed
 
-    return float(_run(main(), timeout))
+    return float(_run(main(), timeout, uvloop))
 
 
 # --- 10k tasks on one Event -----------------------------------------------------------
 
 
-def _event_10k(peer: str, impl: Impl | None, timeout: float) -> float:
+def _event_10k(peer: str, impl: Impl | None, timeout: float, uvloop: bool = False) -> float:
     """Milliseconds from set() (in a thread) to the last of EVENT_TASKS tasks resumed."""
 
     async def main() -> float:
-        if peer == "to_thread":
+        if peer == "stdlib":  # what one does without cysync: a thread per waiter
             ev: Any = threading.Event()
 
             def wait() -> Awaitable[Any]:
@@ -164,7 +177,7 @@ def _event_10k(peer: str, impl: Impl | None, timeout: float) -> float:
         join_all([worker], timeout, f"asyncio {EVENT10K} [{peer}]")
         return (last[0] - started[0]) * 1e3
 
-    return float(_run(main(), timeout))
+    return float(_run(main(), timeout, uvloop))
 
 
 # --- uncontended semaphore ----------------------------------------------------------
@@ -174,7 +187,7 @@ def _sem_pairs(peer: str, impl: Impl | None, n: int, timeout: float) -> float:
     """ns per acquire+release pair, awaited in one task."""
 
     async def main() -> float:
-        if peer == "asyncio":
+        if peer == "stdlib":  # asyncio.Semaphore: one loop, no threads
             sem: Any = asyncio.Semaphore(1)
             acquire, release = sem.acquire, sem.release
         elif peer == "aiologic":
@@ -226,8 +239,6 @@ def _storm(impl: Impl, timeout: float, tasks_n: int = 2000, size: int = 8) -> fl
             await asyncio.sleep(0)
         join_all([worker], timeout, "asyncio storm")
         await asyncio.gather(*tasks, return_exceptions=True)
-        import re
-
         m = re.search(r"waiters=(\d+)", repr(ws))
         left = int(m.group(1)) if m else 0
         return float(ws.held + left)
@@ -240,7 +251,8 @@ def _storm(impl: Impl, timeout: float, tasks_n: int = 2000, size: int = 8) -> fl
 
 def run(s: Settings) -> list[Result]:
     impls = _async_impls(s)
-    peers = [p for p in ("aiologic", "janus") if _peer(p) is not None]
+    peers = [i.name for i in s.impls if i.name in ("aiologic", "janus")]
+    stdlib = s.impl("stdlib") is not None
     n_pipe = 20_000 if s.quick else 100_000
     n_sem = 20_000 if s.quick else 200_000
     jobs: list[tuple[str, str, Callable[[], float], str]] = []
@@ -250,14 +262,20 @@ def run(s: Settings) -> list[Result]:
         jobs.append((EVENT10K, impl.name, lambda i=impl: _event_10k(i.name, i, s.timeout), "ms"))
         jobs.append((SEM, impl.name, lambda i=impl: _sem_pairs(i.name, i, n_sem, s.timeout), "ns"))
         jobs.append((STORM, impl.name, lambda i=impl: _storm(i, s.timeout), "count"))
+        if _uvloop() is not None:
+            jobs.append((T2A_UVLOOP, impl.name,
+                         lambda i=impl: _pipe(T2A, i.name, i, n_pipe, s.timeout, True), "items/s"))
+            jobs.append((EVENT10K_UVLOOP, impl.name,
+                         lambda i=impl: _event_10k(i.name, i, s.timeout, True), "ms"))
     for peer in peers:
         for kind in (T2A, A2T):
             jobs.append((kind, peer, lambda k=kind, p=peer: _pipe(k, p, None, n_pipe, s.timeout), "items/s"))
     if "aiologic" in peers:
         jobs.append((EVENT10K, "aiologic", lambda: _event_10k("aiologic", None, s.timeout), "ms"))
         jobs.append((SEM, "aiologic", lambda: _sem_pairs("aiologic", None, n_sem, s.timeout), "ns"))
-    jobs.append((EVENT10K, "to_thread", lambda: _event_10k("to_thread", None, s.timeout), "ms"))
-    jobs.append((SEM, "asyncio", lambda: _sem_pairs("asyncio", None, n_sem, s.timeout), "ns"))
+    if stdlib:
+        jobs.append((EVENT10K, "stdlib", lambda: _event_10k("stdlib", None, s.timeout), "ms"))
+        jobs.append((SEM, "stdlib", lambda: _sem_pairs("stdlib", None, n_sem, s.timeout), "ns"))
     s.begin(NAME, len(jobs) * s.repeat)
     samples: list[list[float]] = [[] for _ in jobs]
     for _ in range(s.repeat):  # interleaved: the machine's noise hits every figure alike
@@ -274,14 +292,14 @@ TARGETS = [
     Target("thread → asyncio, c / janus", NAME, (T2A, "c"), (T2A, "janus"), 5.0, "ge"),
     Target("asyncio → thread, c / aiologic", NAME, (A2T, "c"), (A2T, "aiologic"), 2.0, "ge"),
     Target("10k tasks resumed after one set(), c (ms)", NAME, (EVENT10K, "c"), None, 50.0),
-    Target("acquire_async+release, c / asyncio.Semaphore", NAME, (SEM, "c"), (SEM, "asyncio"), 3.0),
+    Target("acquire_async+release, c / asyncio.Semaphore", NAME, (SEM, "c"), (SEM, "stdlib"), 3.0),
     Target("cancel storm, units lost + waiters left, c", NAME, (STORM, "c"), None, 0.0),
 ]
 
 
 def render(idx: Index, markdown: bool) -> list[str]:
-    out = [side_by_side(idx, NAME, markdown),
-           "Items/s: more is better; ms and ns: less. `to_thread` is `await asyncio.to_thread(ev.wait)` "
-           "on a threading.Event; `asyncio` is asyncio.Semaphore, usable from one loop only. "
-           "No thread is created per waiting task (tests/test_asyncio.py checks it)."]
+    note = ("Items/s: more is better; ms and ns: less. stdlib: `await asyncio.to_thread(ev.wait)` "
+            "on a threading.Event (a thread per waiter), and asyncio.Semaphore (one loop only). "
+            "No thread is created per waiting task (tests/test_asyncio.py checks it).")
+    out = [side_by_side(idx, NAME, markdown), note]
     return with_targets(out, idx, TARGETS, markdown)
