@@ -1,15 +1,23 @@
 #include "cy_hub.h"
 
-#include <errno.h>
 #include <stdlib.h>
 
-#ifdef _WIN32
-/* No descriptor a selector can watch for this on Windows yet. */
-cy_hub *cy_hub_new(void)
+static cy_hub *hub_alloc(void)
 {
-    errno = ENOSYS;
-    return NULL;
+    cy_hub *h = (cy_hub *)malloc(sizeof *h);
+    if (h == NULL)
+        return NULL;
+    atomic_init(&h->head, NULL);
+    atomic_init(&h->refs, 1);
+    atomic_init(&h->seq, 0);
+    atomic_init(&h->waiting, 0);
+    h->rfd = h->wfd = -1;
+    return h;
 }
+
+#ifdef _WIN32
+/* No descriptor: the loop side waits with cy_hub_wait. */
+cy_hub *cy_hub_new(void) { return hub_alloc(); }
 static void hub_signal(cy_hub *h) { (void)h; }
 static void hub_clear(cy_hub *h) { (void)h; }
 static void hub_close(cy_hub *h) { (void)h; }
@@ -22,23 +30,17 @@ static void hub_close(cy_hub *h) { (void)h; }
 
 cy_hub *cy_hub_new(void)
 {
-    cy_hub *h = (cy_hub *)malloc(sizeof *h);
+    cy_hub *h = hub_alloc();
     if (h == NULL)
         return NULL;
-    atomic_init(&h->head, NULL);
-    atomic_init(&h->refs, 1);
 #ifdef __linux__
     h->rfd = h->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (h->rfd < 0) {
-        free(h);
-        return NULL;
-    }
+    if (h->rfd < 0)
+        h->rfd = h->wfd = -1; /* the loop side waits with cy_hub_wait */
 #else
     int fds[2];
-    if (pipe(fds) != 0) {
-        free(h);
-        return NULL;
-    }
+    if (pipe(fds) != 0)
+        return h;
     for (int i = 0; i < 2; i++) {
         fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
         fcntl(fds[i], F_SETFD, FD_CLOEXEC);
@@ -51,6 +53,8 @@ cy_hub *cy_hub_new(void)
 
 static void hub_signal(cy_hub *h)
 {
+    if (h->wfd < 0)
+        return;
     uint64_t one = 1;
     /* A full pipe (EAGAIN) is signalled already. */
 #ifdef __linux__
@@ -63,6 +67,8 @@ static void hub_signal(cy_hub *h)
 
 static void hub_clear(cy_hub *h)
 {
+    if (h->rfd < 0)
+        return;
     uint64_t buf[8];
     while (read(h->rfd, buf, sizeof buf) > 0) {
 #ifdef __linux__
@@ -73,6 +79,8 @@ static void hub_clear(cy_hub *h)
 
 static void hub_close(cy_hub *h)
 {
+    if (h->rfd < 0)
+        return;
     close(h->rfd);
     if (h->wfd != h->rfd)
         close(h->wfd);
@@ -119,12 +127,25 @@ void cy_hub_fire(cy_waiter *w)
         do
             w->hnext = head;
         while (!atomic_compare_exchange_weak_explicit(&h->head, &head, w, CY_RELEASE, CY_RELAXED));
-        if (head == NULL)
+        if (head == NULL) {
             hub_signal(h);
+            /* Dekker with cy_hub_wait: it sets waiting, then reads seq. */
+            atomic_fetch_add_explicit(&h->seq, 1, CY_SEQ_CST);
+            if (atomic_load_explicit(&h->waiting, CY_SEQ_CST))
+                cy_wake_os(&h->seq, CY_WAKE_ALL);
+        }
     } else {
         cy_async_unref(w); /* on the list already: it will look again */
     }
     cy_hub_unref(h);
+}
+
+cy_status cy_hub_wait(cy_hub *h, uint32_t seen, int64_t deadline)
+{
+    atomic_store_explicit(&h->waiting, 1, CY_SEQ_CST);
+    if (atomic_load_explicit(&h->seq, CY_SEQ_CST) != seen)
+        return CY_OK;
+    return cy_park(&h->seq, seen, deadline);
 }
 
 cy_waiter *cy_async_new(cy_hub *h, void *owner)

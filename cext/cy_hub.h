@@ -26,15 +26,24 @@
 struct cy_hub {
     _Atomic(cy_waiter *) head; /* fired records, last fired first */
     _Atomic uint32_t refs;
-    int rfd, wfd;              /* the same eventfd, or a pipe's ends */
+    int rfd, wfd;              /* the same eventfd, or a pipe's ends; -1: none */
+    _Atomic uint32_t seq;      /* moves with every batch, for cy_hub_wait */
+    _Atomic uint32_t waiting;  /* 1 once a thread waits in cy_hub_wait */
 };
 
-/* A hub with one reference (the loop side's); NULL if no descriptor
- * could be made (errno says why). */
+/* A hub with one reference (the loop side's); NULL when out of memory.
+ * Without a descriptor (Windows; or none could be made) cy_hub_fd is -1
+ * and the loop side waits with cy_hub_wait instead. */
 cy_hub *cy_hub_new(void);
 
-/* The descriptor the loop watches for reading. */
+/* The descriptor the loop watches for reading, or -1. */
 static inline int cy_hub_fd(cy_hub *h) { return h->rfd; }
+
+/* For a loop that cannot watch a descriptor (asyncio's proactor loop on
+ * Windows): a helper thread of that loop sleeps while the batch counter
+ * is still `seen` (cy_hub_seq) and then has the loop call cy_hub_take. */
+static inline uint32_t cy_hub_seq(cy_hub *h) { return atomic_load_explicit(&h->seq, CY_ACQUIRE); }
+cy_status cy_hub_wait(cy_hub *h, uint32_t seen, int64_t deadline);
 
 void cy_hub_unref(cy_hub *h);
 

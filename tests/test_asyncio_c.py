@@ -188,3 +188,44 @@ def test_context_cancel_reaches_tasks_on_two_loops(c):
     for w in workers:
         w.join(TIMEOUT)
     assert outcomes == ["canceled", "canceled"]
+
+
+class _NoReaderLoop(asyncio.SelectorEventLoop):
+    """A loop that watches no descriptors for others, as the proactor loop
+    on Windows: the hub falls back to one helper thread for the loop."""
+
+    def add_reader(self, fd, callback, *args):
+        raise NotImplementedError
+
+
+def test_loop_without_add_reader_gets_one_helper_thread(c):
+    ev, ch = c.Event(), c.Chan()
+    loop = _NoReaderLoop()
+    before = {t.ident for t in threading.enumerate()}
+
+    async def body():
+        tasks = [asyncio.ensure_future(ev.wait_async(TIMEOUT)) for _ in range(100)]
+        tasks.append(asyncio.ensure_future(ch.recv_async(timeout=TIMEOUT)))
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+        def waker():
+            ev.set()
+            assert ch.send("v", timeout=TIMEOUT)
+
+        worker = Worker(waker).start()
+        results = await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
+        while not worker.done:
+            await asyncio.sleep(0.001)
+        worker.join(TIMEOUT)
+        assert results == [True] * 100 + ["v"]
+
+    try:
+        loop.run_until_complete(body())
+        helpers = [t for t in threading.enumerate()
+                   if t.ident not in before and t.name == "cysync asyncio hub"]
+        assert len(helpers) == 1
+    finally:
+        loop.close()
+    helpers[0].join(TIMEOUT)                # it sees the loop closed within a second
+    assert not helpers[0].is_alive()

@@ -266,3 +266,8 @@ cdef extern from "cy_barrier.h" nogil:
     int cy_barrier_arm(cy_barrier *b, const cy_barrier_ticket *t, cy_wnode *n, cy_waiter *w)
     void cy_barrier_disarm(cy_barrier *b, cy_wnode *n)
     int cy_barrier_give_up(cy_barrier *b, const cy_barrier_ticket *t, cy_wnode *n)
+
+
+cdef extern from "cy_hub.h" nogil:
+    uint32_t cy_hub_seq(cy_hub *h)
+    cy_status cy_hub_wait(cy_hub *h, uint32_t seen, int64_t deadline)

@@ -392,10 +392,42 @@ cdef _Hub _hub_of(object loop):
         h = _Hub.__new__(_Hub)
         (<_Hub>h).h = cy_hub_new()
         if (<_Hub>h).h == NULL:
-            raise OSError("cysync: cannot make the event loop's wake-up descriptor")
-        loop.add_reader(cy_hub_fd((<_Hub>h).h), (<_Hub>h)._drain)
+            raise MemoryError
+        fd = cy_hub_fd((<_Hub>h).h)
+        try:
+            if fd < 0:
+                raise NotImplementedError
+            loop.add_reader(fd, (<_Hub>h)._drain)
+        except NotImplementedError:
+            # A loop that watches no descriptors (the proactor loop on
+            # Windows): one helper thread for this loop hands it the batches.
+            _threading.Thread(target=_hub_helper, args=(h, _weakref.ref(loop)),
+                              name="cysync asyncio hub", daemon=True).start()
         _hubs[loop] = h
         return <_Hub>h
+
+
+def _hub_helper(_Hub hub, loop_ref):
+    """The helper thread of a loop without add_reader: waits for a batch
+    (cy_hub_wait), then has the loop drain it; ends once the loop has
+    closed or gone (looked at every second)."""
+    cdef uint32_t seen = cy_hub_seq(hub.h)
+    cdef uint32_t now
+    cdef cy_hub *h = hub.h
+    while True:
+        with nogil:
+            cy_hub_wait(h, seen, cy_deadline_after(1000000000))
+        loop = loop_ref()
+        if loop is None or loop.is_closed():
+            return
+        now = cy_hub_seq(h)
+        if now != seen:
+            seen = now
+            try:
+                loop.call_soon_threadsafe(hub._drain)
+            except RuntimeError:           # closed meanwhile
+                return
+        loop = None
 
 
 cdef class _AWait:
