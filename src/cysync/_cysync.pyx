@@ -1201,11 +1201,36 @@ cdef class Event:
         cdef int64_t ns = _timeout_ns(timeout)
         cdef _CtxWait w = _actx(ctx, ns)
         cdef uint32_t gen = cy_event_wait_begin(&self.e)
+        cdef _AWait aw
+        cdef int r
         if cy_event_is_set(&self.e):
             return True
         if ns == 0 and w is None:
             return False
-        return await _word_async(self, _AW_EVENT, <uintptr_t>&self.e, gen, ns, w)
+        # _word_async's loop, inlined: thousands of tasks often await one
+        # Event, and each saves a coroutine object and a step through it.
+        aw = _AWait.__new__(_AWait)
+        aw.start(_get_running_loop(), w, ns)
+        try:
+            r = cy_event_arm(&self.e, gen, &aw.node, aw.w)
+            while r == CY_AGAIN:
+                try:
+                    await aw.suspend()
+                except BaseException:
+                    cy_addr_disarm(&aw.node)
+                    raise
+                cy_addr_disarm(&aw.node)
+                r = cy_event_arm(&self.e, gen, &aw.node, aw.w)
+                if r == CY_AGAIN and aw.timed_out:
+                    cy_addr_disarm(&aw.node)
+                    r = CY_TIMEOUT
+        finally:
+            aw.finish()
+        if r == CY_OK:
+            return True
+        if r == CY_CANCELLED:
+            w._fail()
+        return False
 
     @property
     def _cond(self):
