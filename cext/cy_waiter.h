@@ -9,7 +9,7 @@
  * fires first claims it with one compare-and-swap, writes what it hands over
  * and wakes it, and the others, failing the claim, unlink it and move on.
  * A context's cancel, a channel partner, a close, the waiter's own timeout
- * and, later, an asyncio waiter are all "claim and wake this record".
+ * and an asyncio task's wake-up (cy_hub.h) are all "claim and wake this record".
  *
  * Primitives whose state is one word (Semaphore, Event, WaitGroup,
  * Barrier) do not hand anything over: their waiters sleep on that word, and
