@@ -168,6 +168,84 @@ static int leave_op(void *b, uintptr_t ticket, int keep)
 
 const cy_wait_op cy_barrier_wait_op = {await_op, leave_op};
 
+/* Arms n on the epoch with b->mu held (let go of meanwhile, held again
+ * unless CY_AGAIN is returned): CY_AGAIN, or CY_OK to look again. */
+static int arm_locked(cy_barrier *b, cy_wnode *n, cy_waiter *w)
+{
+    uint32_t e = atomic_load_explicit(&b->epoch, CY_RELAXED);
+    b->sleepers++;
+    cy_mutex_unlock(&b->mu);
+    int r = cy_addr_arm(n, &b->epoch, e, w);
+    if (r == CY_AGAIN)
+        return r;
+    cy_mutex_lock(&b->mu);
+    b->sleepers--;
+    return CY_OK;
+}
+
+int cy_barrier_arrive_arm(cy_barrier *b, cy_barrier_ticket *t, cy_wnode *n, cy_waiter *w)
+{
+    cy_mutex_lock(&b->mu);
+    for (;;) {
+        int32_t s = atomic_load_explicit(&b->state, CY_RELAXED);
+        if (s == CY_BARRIER_RESETTING || (s == CY_BARRIER_FILLING && b->count >= b->parties)) {
+            if (arm_locked(b, n, w) == CY_AGAIN)
+                return CY_AGAIN;
+            continue;
+        }
+        cy_mutex_unlock(&b->mu);
+        return cy_barrier_arrive(b, t, 0); /* may find it full again: CY_TIMEOUT, call again */
+    }
+}
+
+int cy_barrier_arm(cy_barrier *b, const cy_barrier_ticket *t, cy_wnode *n, cy_waiter *w)
+{
+    cy_mutex_lock(&b->mu);
+    for (;;) {
+        if (b->round != t->round) {
+            cy_mutex_unlock(&b->mu);
+            return CY_OK;
+        }
+        if (atomic_load_explicit(&b->state, CY_RELAXED) != CY_BARRIER_FILLING) {
+            leave_locked(b);
+            cy_mutex_unlock(&b->mu);
+            return CY_BARRIER_BROKEN_ERR;
+        }
+        if (atomic_load_explicit(&w->claim, CY_ACQUIRE) == CY_CLAIM_CANCEL) {
+            set_state_locked(b, CY_BARRIER_BROKEN);
+            leave_locked(b);
+            cy_mutex_unlock(&b->mu);
+            return CY_CANCELLED;
+        }
+        if (arm_locked(b, n, w) == CY_AGAIN)
+            return CY_AGAIN;
+    }
+}
+
+void cy_barrier_disarm(cy_barrier *b, cy_wnode *n)
+{
+    cy_addr_disarm(n);
+    cy_mutex_lock(&b->mu);
+    b->sleepers--;
+    cy_mutex_unlock(&b->mu);
+}
+
+int cy_barrier_give_up(cy_barrier *b, const cy_barrier_ticket *t, cy_wnode *n)
+{
+    cy_addr_disarm(n);
+    cy_mutex_lock(&b->mu);
+    b->sleepers--;
+    if (b->round != t->round) {
+        cy_mutex_unlock(&b->mu);
+        return CY_OK;
+    }
+    if (atomic_load_explicit(&b->state, CY_RELAXED) == CY_BARRIER_FILLING)
+        set_state_locked(b, CY_BARRIER_BROKEN);
+    leave_locked(b);
+    cy_mutex_unlock(&b->mu);
+    return CY_BARRIER_BROKEN_ERR;
+}
+
 void cy_barrier_leave(cy_barrier *b, const cy_barrier_ticket *t)
 {
     cy_mutex_lock(&b->mu);

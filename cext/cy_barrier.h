@@ -102,6 +102,23 @@ int cy_barrier_action_done(cy_barrier *b, int ok);
  * do if the ticket's round was released meanwhile. */
 void cy_barrier_leave(cy_barrier *b, const cy_barrier_ticket *t);
 
+/* For a waiter that does not sleep (an asyncio task, cy_hub.h).  Arrival:
+ * cy_barrier_arrive(block = 0) first; on its CY_TIMEOUT, this: what
+ * arrive returns, or CY_AGAIN with n of record w armed on the epoch (once
+ * poked: cy_barrier_disarm, then call again). */
+int cy_barrier_arrive_arm(cy_barrier *b, cy_barrier_ticket *t, cy_wnode *n, cy_waiter *w);
+
+/* After arriving (CY_OK): CY_OK when released, CY_BARRIER_BROKEN_ERR when
+ * broken or reset (the caller has left), CY_CANCELLED when w's token fired
+ * (the barrier broken as by a timeout; left), or CY_AGAIN armed as above. */
+int cy_barrier_arm(cy_barrier *b, const cy_barrier_ticket *t, cy_wnode *n, cy_waiter *w);
+void cy_barrier_disarm(cy_barrier *b, cy_wnode *n);
+
+/* An armed waiter gives up (its timeout ran out, its task was cancelled):
+ * CY_OK if released meanwhile, else it breaks the barrier (threading's
+ * rule for a timeout), leaves, and returns CY_BARRIER_BROKEN_ERR. */
+int cy_barrier_give_up(cy_barrier *b, const cy_barrier_ticket *t, cy_wnode *n);
+
 void cy_barrier_reset(cy_barrier *b);
 
 /* After fork: the threads inside belonged to threads that no longer exist:

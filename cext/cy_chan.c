@@ -228,6 +228,75 @@ int cy_select_leave(cy_select *s)
     return 0;
 }
 
+int cy_select_arm(cy_select *s, cy_waiter *w)
+{
+    if (atomic_load_explicit(&w->claim, CY_ACQUIRE) == CY_CLAIM_CANCEL)
+        return CY_CANCELLED;
+    cy_waiter *wake = NULL;
+    lock_all(s);
+    int r = select_locked(s, &wake, NULL);
+    if (r == CY_OK) {
+        unlock_all(s);
+        cy_waiter_wake(wake);
+        return CY_OK;
+    }
+    for (uint32_t i = 0; i < s->n; i++) {
+        cy_case *c = &s->cases[i];
+        if (c->ch == NULL)
+            continue;
+        c->node.waiter = w;
+        c->node.key = c->ch;
+        c->node.index = i;
+        c->node.elem = c->dir == CY_CASE_SEND ? c->elem : NULL;
+        c->node.ok = 0;
+        cy_list_push_back(c->dir == CY_CASE_RECV ? &c->ch->recvq : &c->ch->sendq, &c->node.link);
+    }
+    s->queued = 1;
+    unlock_all(s);
+    return CY_AGAIN;
+}
+
+int cy_select_end(cy_select *s, cy_waiter *w)
+{
+    uint32_t who = atomic_load_explicit(&w->claim, CY_ACQUIRE);
+    /* A partner's writes are complete once the word is 1 (it is set before
+     * the record goes to its hub, and under the partner's lock). */
+    while (who == CY_CLAIM_FIRED && atomic_load_explicit(&w->word, CY_ACQUIRE) == 0)
+        cy_cpu_relax();
+    if (s->queued)
+        unlink_all(s);
+    if (who == CY_CLAIM_CANCEL)
+        return CY_CANCELLED;
+    if (who != CY_CLAIM_FIRED)
+        return CY_TIMEOUT;
+    cy_wnode *f = w->fired;
+    s->chosen = f->index;
+    s->ok = f->ok;
+    s->value = s->cases[f->index].dir == CY_CASE_RECV ? f->elem : NULL;
+    return CY_OK;
+}
+
+int cy_chan_unrecv(cy_chan *ch, void *v)
+{
+    cy_waiter *wake = NULL;
+    int r = 0;
+    cy_mutex_lock(&ch->mu);
+    cy_wnode *n = cy_wq_claim_first(&ch->recvq, NULL);
+    if (n != NULL) {
+        n->elem = v;
+        wake = cy_wq_fire(n, 1);
+    } else if (atomic_load_explicit(&ch->len, CY_RELAXED) < ch->cap) {
+        ch->head = ch->head == 0 ? ch->cap - 1 : ch->head - 1;
+        ch->buf[ch->head] = v;
+        atomic_store_explicit(&ch->len, atomic_load_explicit(&ch->len, CY_RELAXED) + 1, CY_RELAXED);
+    } else {
+        r = CY_CHAN_BLOCK;
+    }
+    cy_mutex_unlock(&ch->mu);
+    cy_waiter_wake(wake);
+    return r;
+}
+
 static int select_op(void *s, uintptr_t begin, int64_t deadline, cy_waiter *w)
 {
     return cy_select_wait((cy_select *)s, begin, deadline, w);

@@ -222,4 +222,21 @@ int cy_select_leave(cy_select *s);
 
 extern const cy_wait_op cy_select_wait_op;
 
+/* For a waiter that does not sleep (an asyncio task, cy_hub.h): CY_OK as
+ * cy_select_try, CY_CANCELLED (w's token fired; nothing moved), or
+ * CY_AGAIN with every case queued on record w.  Once w is claimed (by a
+ * partner, a close, its token, or by its owner giving up), cy_select_end. */
+int cy_select_arm(cy_select *s, cy_waiter *w);
+
+/* After cy_select_arm's CY_AGAIN, once w is claimed: takes every case out
+ * of its queue and returns CY_OK (a case fired: chosen/ok/value),
+ * CY_CANCELLED (the token claimed w) or CY_TIMEOUT (w claimed itself). */
+int cy_select_end(cy_select *s, cy_waiter *w);
+
+/* Gives back a value a receiver was handed but cannot take (its task was
+ * cancelled as it was served): to the first waiting receiver, else to the
+ * front of the buffer, where it was the oldest; 0, or CY_CHAN_BLOCK when
+ * neither can take it (no receiver waits, no room). */
+int cy_chan_unrecv(cy_chan *ch, void *v);
+
 #endif /* CY_CHAN_H */

@@ -41,6 +41,25 @@ cy_status cy_event_wait(cy_event *e, uint32_t gen, int64_t deadline, cy_waiter *
 #undef CY_EV_RELEASED
 }
 
+int cy_event_arm(cy_event *e, uint32_t gen, cy_wnode *n, cy_waiter *w)
+{
+    uint32_t s = atomic_load_explicit(&e->state, CY_ACQUIRE);
+    for (;;) {
+        if ((s & CY_EV_FLAG) || (s & ~(CY_EV_FLAG | CY_EV_WAITERS)) != gen)
+            return CY_OK;
+        if (!(s & CY_EV_WAITERS)) {
+            if (!atomic_compare_exchange_weak_explicit(&e->state, &s, s | CY_EV_WAITERS, CY_ACQUIRE,
+                                                       CY_ACQUIRE))
+                continue;
+            s |= CY_EV_WAITERS;
+        }
+        int r = cy_addr_arm(n, &e->state, s, w);
+        if (r != CY_OK)
+            return r;
+        s = atomic_load_explicit(&e->state, CY_ACQUIRE);
+    }
+}
+
 static int wait_op(void *e, uintptr_t gen, int64_t deadline, cy_waiter *w)
 {
     return cy_event_wait((cy_event *)e, (uint32_t)gen, deadline, w);

@@ -69,6 +69,12 @@ static inline uint32_t cy_event_wait_begin(cy_event *e)
  * of `w` (may be NULL) fires. */
 cy_status cy_event_wait(cy_event *e, uint32_t gen, int64_t deadline, cy_waiter *w);
 
+/* For a waiter that does not sleep (an asyncio task, cy_hub.h): CY_OK when
+ * released, CY_CANCELLED when the token of w fired, or CY_AGAIN with node n
+ * of record w armed on the word (a set() pokes it): once poked, the caller
+ * disarms it (cy_addr_disarm) and calls again with the same generation. */
+int cy_event_arm(cy_event *e, uint32_t gen, cy_wnode *n, cy_waiter *w);
+
 /* cy_event_wait for cy_wait(): the begin token is cy_event_wait_begin's. */
 extern const cy_wait_op cy_event_wait_op;
 

@@ -49,6 +49,23 @@ cy_status cy_once_wait(cy_once *o, uintptr_t begin, int64_t deadline, cy_waiter 
     }
 }
 
+int cy_once_arm(cy_once *o, cy_wnode *n, cy_waiter *w)
+{
+    uint32_t s = atomic_load_explicit(&o->state, CY_ACQUIRE);
+    for (;;) {
+        if (s == CY_ONCE_DONE)
+            return CY_OK;
+        if (s == CY_ONCE_RUNNING &&
+            !atomic_compare_exchange_weak_explicit(&o->state, &s, CY_ONCE_RUNNING_WAITERS, CY_ACQUIRE,
+                                                   CY_ACQUIRE))
+            continue;
+        int r = cy_addr_arm(n, &o->state, CY_ONCE_RUNNING_WAITERS, w);
+        if (r != CY_OK)
+            return r;
+        s = atomic_load_explicit(&o->state, CY_ACQUIRE);
+    }
+}
+
 static int wait_op(void *o, uintptr_t begin, int64_t deadline, cy_waiter *w)
 {
     return cy_once_wait((cy_once *)o, begin, deadline, w);

@@ -65,6 +65,10 @@ void cy_once_reinit(cy_once *o);
 /* Waits until the running call has finished (`begin` unused). */
 cy_status cy_once_wait(cy_once *o, uintptr_t begin, int64_t deadline, cy_waiter *w);
 
+/* For a waiter that does not sleep, as cy_event_arm: CY_OK once done,
+ * CY_CANCELLED, or CY_AGAIN with n armed. */
+int cy_once_arm(cy_once *o, cy_wnode *n, cy_waiter *w);
+
 /* cy_once_wait for cy_wait(). */
 extern const cy_wait_op cy_once_wait_op;
 

@@ -241,6 +241,88 @@ int cy_queue_wait(cy_queue_call *c, uintptr_t begin, int64_t deadline, cy_waiter
     return CY_OK;
 }
 
+int cy_queue_arm(cy_queue_call *c, cy_waiter *w)
+{
+    cy_queue *q = c->q;
+    if (atomic_load_explicit(&w->claim, CY_ACQUIRE) == CY_CLAIM_CANCEL)
+        return CY_CANCELLED;
+    cy_waiter *wake = NULL;
+    cy_list *line;
+    int r;
+    cy_mutex_lock(&q->mu);
+    switch (c->kind) {
+    case CY_QUEUE_GET:
+        r = cy_queue_get_locked_(q, &c->item, &wake, NULL);
+        line = &q->getq;
+        break;
+    case CY_QUEUE_PUT:
+        r = cy_queue_put_locked_(q, c->item, &wake, NULL);
+        line = &q->putq;
+        break;
+    default:
+        r = atomic_load_explicit(&q->unfinished, CY_RELAXED) == 0 ? CY_OK : CY_QUEUE_BLOCK;
+        line = &q->joinq;
+        break;
+    }
+    if (r != CY_QUEUE_BLOCK) {
+        cy_mutex_unlock(&q->mu);
+        cy_waiter_wake(wake);
+        return r;
+    }
+    c->node.waiter = w;
+    c->node.key = q;
+    c->node.index = 0;
+    c->node.elem = c->kind == CY_QUEUE_PUT ? c->item : NULL;
+    c->node.ok = 0;
+    cy_list_push_back(line, &c->node.link);
+    c->queued = 1;
+    cy_mutex_unlock(&q->mu);
+    return CY_AGAIN;
+}
+
+int cy_queue_end(cy_queue_call *c, cy_waiter *w)
+{
+    uint32_t who = atomic_load_explicit(&w->claim, CY_ACQUIRE);
+    /* A partner's writes are complete once the word is 1. */
+    while (who == CY_CLAIM_FIRED && atomic_load_explicit(&w->word, CY_ACQUIRE) == 0)
+        cy_cpu_relax();
+    if (c->queued)
+        unlink_call(c); /* a fired call was unlinked by its claimer: a no-op then */
+    if (who == CY_CLAIM_CANCEL)
+        return CY_CANCELLED;
+    if (who != CY_CLAIM_FIRED)
+        return CY_TIMEOUT;
+    if (!c->node.ok)
+        return CY_QUEUE_SHUTDOWN;
+    if (c->kind == CY_QUEUE_GET)
+        c->item = c->node.elem;
+    return CY_OK;
+}
+
+int cy_queue_unget(cy_queue *q, void *v)
+{
+    cy_waiter *wake = NULL;
+    int r = 0;
+    cy_mutex_lock(&q->mu);
+    cy_wnode *g = cy_wq_claim_first(&q->getq, NULL);
+    if (g != NULL) {
+        g->elem = v;
+        wake = cy_wq_fire(g, 1);
+    } else {
+        size_t len = atomic_load_explicit(&q->len, CY_RELAXED);
+        if (len == q->cap)
+            r = cy_queue_grow_(q);
+        if (r == 0) {
+            q->head = q->head == 0 ? q->cap - 1 : q->head - 1;
+            q->buf[q->head] = v;
+            atomic_store_explicit(&q->len, len + 1, CY_RELAXED);
+        }
+    }
+    cy_mutex_unlock(&q->mu);
+    cy_waiter_wake(wake);
+    return r;
+}
+
 static int queue_op(void *c, uintptr_t begin, int64_t deadline, cy_waiter *w)
 {
     return cy_queue_wait((cy_queue_call *)c, begin, deadline, w);

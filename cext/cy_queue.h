@@ -238,4 +238,22 @@ int cy_queue_wait(cy_queue_call *c, uintptr_t begin, int64_t deadline, cy_waiter
 
 extern const cy_wait_op cy_queue_wait_op;
 
+/* For a waiter that does not sleep (an asyncio task, cy_hub.h): what
+ * cy_queue_wait returns without waiting (CY_OK, CY_QUEUE_SHUTDOWN,
+ * CY_QUEUE_NOMEM), CY_CANCELLED (w's token fired; nothing moved), or
+ * CY_AGAIN with the call queued on record w.  Once w is claimed (by a
+ * partner, a shutdown, its token, or its owner giving up), cy_queue_end. */
+int cy_queue_arm(cy_queue_call *c, cy_waiter *w);
+
+/* After cy_queue_arm's CY_AGAIN, once w is claimed: out of its queue;
+ * CY_OK (c->item the value got), CY_QUEUE_SHUTDOWN, CY_CANCELLED (the
+ * token claimed w) or CY_TIMEOUT (w claimed itself). */
+int cy_queue_end(cy_queue_call *c, cy_waiter *w);
+
+/* Gives back a value a getter was handed but cannot take (its task was
+ * cancelled as it was served), still counted unfinished: to the first
+ * waiting getter, else to the front of the queue (where it was the
+ * oldest; the ring grows by one if full).  0, or CY_QUEUE_NOMEM. */
+int cy_queue_unget(cy_queue *q, void *v);
+
 #endif /* CY_QUEUE_H */

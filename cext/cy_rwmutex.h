@@ -147,6 +147,12 @@ int cy_rw_leave(cy_rwmutex *rw, cy_rw_waiter *node, int keep);
 /* cy_rw_wait and cy_rw_leave for cy_wait(); the begin token is the node. */
 extern const cy_wait_op cy_rw_wait_op;
 
+/* For a waiter that does not sleep, as cy_wsem_arm (leaving: cy_rw_leave). */
+static inline int cy_rw_arm(cy_rw_waiter *node, cy_wnode *n, cy_waiter *w)
+{
+    return cy_addr_arm(n, &node->ready, 0, w);
+}
+
 /* Readers and writers waiting now (for repr and tests). */
 uint32_t cy_rw_waiting(cy_rwmutex *rw, int writers);
 

@@ -46,6 +46,53 @@ cy_status cy_sema_acquire(cy_sema *s, uintptr_t begin, int64_t deadline, cy_wait
     return r;
 }
 
+/* An async waiter stops being counted; one that got no unit passes on a
+ * wake-up it may have had (as a thread that times out does above). */
+static void async_leave(cy_sema *s, int gave_up)
+{
+    uint32_t others = atomic_fetch_sub_explicit(&s->nwaiters, 1, CY_SEQ_CST) - 1;
+    if (gave_up && others != 0 && atomic_load_explicit(&s->value, CY_SEQ_CST) != 0)
+        cy_wake(&s->value, 1);
+}
+
+int cy_sema_arm(cy_sema *s, cy_wnode *n, cy_waiter *w)
+{
+    if (cy_sema_try_acquire(s))
+        return CY_OK;
+    atomic_fetch_add_explicit(&s->nwaiters, 1, CY_SEQ_CST);
+    atomic_thread_fence(CY_SEQ_CST); /* the Dekker pairing with cy_sema_release */
+    for (;;) {
+        if (cy_sema_try_acquire(s)) {
+            async_leave(s, 0);
+            return CY_OK;
+        }
+        int r = cy_addr_arm(n, &s->value, 0, w);
+        if (r == CY_AGAIN)
+            return r;
+        if (r == CY_CANCELLED) {
+            async_leave(s, 1);
+            return r;
+        }
+    }
+}
+
+void cy_sema_disarm(cy_sema *s, cy_wnode *n)
+{
+    cy_addr_disarm(n);
+    async_leave(s, 0);
+}
+
+int cy_sema_give_up(cy_sema *s, cy_wnode *n, int take)
+{
+    cy_addr_disarm(n);
+    if (take && cy_sema_try_acquire(s)) {
+        async_leave(s, 0);
+        return 1;
+    }
+    async_leave(s, 1);
+    return 0;
+}
+
 static int wait_op(void *s, uintptr_t begin, int64_t deadline, cy_waiter *w)
 {
     return cy_sema_acquire((cy_sema *)s, begin, deadline, w);

@@ -60,6 +60,19 @@ static inline int cy_sema_release(cy_sema *s, uint32_t n, uint32_t bound)
  * `begin` is unused (every attempt starts afresh). */
 cy_status cy_sema_acquire(cy_sema *s, uintptr_t begin, int64_t deadline, cy_waiter *w);
 
+/* For a waiter that does not sleep (an asyncio task, cy_hub.h): CY_OK with
+ * a unit taken, CY_CANCELLED when the token of w fired, or CY_AGAIN with n
+ * armed on the value (a release pokes it) and the waiter counted: once
+ * poked, cy_sema_disarm(s, n) and call again; to give up,
+ * cy_sema_give_up. */
+int cy_sema_arm(cy_sema *s, cy_wnode *n, cy_waiter *w);
+void cy_sema_disarm(cy_sema *s, cy_wnode *n);
+
+/* Ends an armed wait: with `take`, takes a unit that came meanwhile
+ * (returns 1); else passes a wake-up it may have had on to another waiter
+ * and returns 0. */
+int cy_sema_give_up(cy_sema *s, cy_wnode *n, int take);
+
 /* cy_sema_acquire for cy_wait(). */
 extern const cy_wait_op cy_sema_wait_op;
 

@@ -8,6 +8,7 @@ void cy_waiter_begin(cy_waiter *w, cy_cancel *c)
     atomic_init(&w->claim, CY_CLAIM_NONE);
     w->fired = NULL;
     w->cancel = c;
+    w->hub = NULL;
     if (c == NULL)
         return;
     w->cnode.waiter = w;
@@ -54,10 +55,8 @@ void cy_cancel_fire(cy_cancel *c)
         /* A record claimed by someone else is theirs to wake.  Ours we wake
          * while holding mu: the record cannot leave the list (and its stack
          * frame vanish) before we are done with it. */
-        if (cy_waiter_claim(w, CY_CLAIM_CANCEL)) {
-            cy_waiter_release(w);
-            cy_waiter_wake(w);
-        }
+        if (cy_waiter_claim(w, CY_CLAIM_CANCEL))
+            cy_waiter_wake(cy_waiter_release(w));
     }
     cy_mutex_unlock(&c->mu);
 }
@@ -213,16 +212,52 @@ void cy_wake(_Atomic uint32_t *addr, int32_t n)
     size_t b = cy_addr_hash(addr, NBUCKETS);
     cy_mutex_lock(&buckets[b].mu);
     cy_list *head = bucket_list(b);
-    for (cy_list *l = head->next; l != head; l = l->next) {
+    for (cy_list *l = head->next; l != head && n > 0; l = l->next) {
         cy_wnode *node = cy_container_of(l, cy_wnode, link);
-        if (node->key == (const void *)addr) {
+        /* A record whose word is 1 was poked and has not looked again yet:
+         * it will, so it needs no second poke (and one for up to n units
+         * need not reach every waiter: one that gives up passes it on). */
+        if (node->key == (const void *)addr &&
+            (n == CY_WAKE_ALL || atomic_load_explicit(&node->waiter->word, CY_ACQUIRE) == 0)) {
             /* A poke, not a claim: the record re-checks the word.  It stays
              * registered, hence alive, while we hold the bucket. */
-            cy_waiter_release(node->waiter);
-            cy_waiter_wake(node->waiter);
+            cy_waiter_wake(cy_waiter_release(node->waiter));
+            if (n != CY_WAKE_ALL)
+                n--;
         }
     }
     cy_mutex_unlock(&buckets[b].mu);
+}
+
+int cy_addr_arm(cy_wnode *n, _Atomic uint32_t *addr, uint32_t expected, cy_waiter *w)
+{
+    n->waiter = w;
+    n->key = (const void *)addr;
+    size_t b = cy_addr_hash(addr, NBUCKETS);
+    atomic_store_explicit(&w->word, 0, CY_RELAXED);
+    atomic_fetch_add_explicit(&table_waiters, 1, CY_SEQ_CST);
+    cy_mutex_lock(&buckets[b].mu);
+    cy_list_push_back(bucket_list(b), &n->link);
+    cy_mutex_unlock(&buckets[b].mu);
+    /* As in cy_wait_addr: a change of *addr after this is seen below or pokes w. */
+    atomic_thread_fence(CY_SEQ_CST);
+    int r = CY_AGAIN;
+    if (atomic_load_explicit(&w->claim, CY_ACQUIRE) == CY_CLAIM_CANCEL)
+        r = CY_CANCELLED;
+    else if (atomic_load_explicit(addr, CY_ACQUIRE) != expected)
+        r = CY_OK;
+    if (r != CY_AGAIN)
+        cy_addr_disarm(n);
+    return r;
+}
+
+void cy_addr_disarm(cy_wnode *n)
+{
+    size_t b = cy_addr_hash(n->key, NBUCKETS);
+    cy_mutex_lock(&buckets[b].mu);
+    cy_list_remove(&n->link);
+    cy_mutex_unlock(&buckets[b].mu);
+    atomic_fetch_sub_explicit(&table_waiters, 1, CY_RELAXED);
 }
 
 void cy_wait_table_fork_child(void)

@@ -9,7 +9,7 @@
  * fires first claims it with one compare-and-swap, writes what it hands over
  * and wakes it, and the others, failing the claim, unlink it and move on.
  * A context's cancel, a channel partner, a close, the waiter's own timeout
- * and, later, an asyncio waiter are all "claim and wake this record".
+ * and an asyncio task's wake-up (cy_hub.h) are all "claim and wake this record".
  *
  * Primitives whose state is one word (Semaphore, Event, WaitGroup,
  * Barrier) do not hand anything over: their waiters sleep on that word, and
@@ -40,6 +40,7 @@ enum {
 
 typedef struct cy_waiter cy_waiter;
 typedef struct cy_cancel cy_cancel;
+typedef struct cy_hub cy_hub;
 
 /* A waiter's place in one queue. */
 typedef struct cy_wnode {
@@ -57,7 +58,18 @@ struct cy_waiter {
     cy_wnode *fired;            /* with CY_CLAIM_FIRED: the link that fired */
     cy_cancel *cancel;          /* the token that can end this wait, or NULL */
     cy_wnode cnode;             /* on the token's list, while cancel != NULL */
+    /* An asyncio waiter's record (cy_hub.h) is on the heap, and its wake
+     * hands it to its event loop's hub instead of the OS; hub == NULL for
+     * a thread's record, which uses none of the fields below. */
+    cy_hub *hub;
+    cy_waiter *hnext;           /* on the hub's list of fired records */
+    _Atomic uint32_t inhub;     /* 1 while on that list */
+    _Atomic uint32_t refs;      /* its owner's, and the hub list's while on it */
+    void *owner;                /* the Python side's waiter (cy_hub.h) */
 };
+
+/* An async record's wake (cy_hub.c): marks it woken and hands it to its hub. */
+void cy_hub_fire(cy_waiter *w);
 
 /* A cancellation token: the C half of a context. */
 struct cy_cancel {
@@ -101,9 +113,23 @@ static inline int cy_waiter_claim(cy_waiter *w, uint32_t who)
 
 /* After the claimer has written what it hands over: the last write to the
  * record (the waiter may return and its stack frame go at once after it);
- * then wake it by address, which touches no memory of the record. */
-static inline void cy_waiter_release(cy_waiter *w) { atomic_store_explicit(&w->word, 1, CY_RELEASE); }
-static inline void cy_waiter_wake(cy_waiter *w) { cy_wake_os(&w->word, 1); }
+ * then wake it by address, which touches no memory of the record.  An async
+ * record is woken by its release already (its hub holds it meanwhile):
+ * release returns NULL for it, and a wake of NULL does nothing. */
+static inline cy_waiter *cy_waiter_release(cy_waiter *w)
+{
+    if (w->hub != NULL) {
+        cy_hub_fire(w);
+        return NULL;
+    }
+    atomic_store_explicit(&w->word, 1, CY_RELEASE);
+    return w;
+}
+static inline void cy_waiter_wake(cy_waiter *w)
+{
+    if (w != NULL)
+        cy_wake_os(&w->word, 1);
+}
 
 /* Before a new attempt of the same call (after CY_INTR or a claim of its
  * own): unclaimed again.  Returns CY_CANCELLED if the token fired meanwhile
@@ -176,8 +202,7 @@ static inline cy_waiter *cy_wq_fire(cy_wnode *n, uint32_t ok)
     cy_waiter *w = n->waiter;
     n->ok = ok;
     w->fired = n;
-    cy_waiter_release(w);
-    return w;
+    return cy_waiter_release(w);
 }
 
 /* How a cy_waiter_sleep_queued ended. */
@@ -242,9 +267,19 @@ cy_status cy_wait_addr(_Atomic uint32_t *addr, uint32_t expected, int64_t deadli
  * gives back what it was granted, so the context's end wins). */
 cy_status cy_wait_granted(_Atomic uint32_t *ready, int64_t deadline, cy_waiter *w);
 
-/* Wakes up to n threads parked on addr (CY_WAKE_ALL: all) and pokes every
- * record waiting on it through the address table. */
+/* Wakes up to n threads parked on addr (CY_WAKE_ALL: all) and pokes up to
+ * n records waiting on it through the address table that have not been
+ * poked since they last looked (a record poked already will look again). */
 void cy_wake(_Atomic uint32_t *addr, int32_t n);
+
+/* The address table for a waiter that does not sleep (an asyncio task):
+ * registers node `n` of record w on addr, so that a cy_wake(addr) pokes w
+ * (hands it to its hub), until cy_addr_disarm(n).  Returns CY_AGAIN with
+ * it registered while *addr == expected; else, unregistered, CY_OK (the
+ * word moved: look again) or CY_CANCELLED (w's token fired). */
+enum { CY_AGAIN = 4 };
+int cy_addr_arm(cy_wnode *n, _Atomic uint32_t *addr, uint32_t expected, cy_waiter *w);
+void cy_addr_disarm(cy_wnode *n);
 
 /* In the child of a fork: an empty address table with fresh mutexes (the
  * records in it belonged to vanished threads, whose stacks the child may

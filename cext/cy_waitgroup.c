@@ -38,6 +38,24 @@ cy_status cy_wg_wait(cy_waitgroup *wg, uint32_t g, int64_t deadline, cy_waiter *
     }
 }
 
+int cy_wg_arm(cy_waitgroup *wg, uint32_t g, cy_wnode *n, cy_waiter *w)
+{
+    if (atomic_load_explicit(&wg->gen, CY_ACQUIRE) != g)
+        return CY_OK;
+    uint32_t s = atomic_load_explicit(&wg->state, CY_ACQUIRE);
+    for (;;) {
+        if ((s >> 1) == 0)
+            return CY_OK;
+        if (s & CY_WG_WAITERS)
+            break;
+        if (atomic_compare_exchange_weak_explicit(&wg->state, &s, s | CY_WG_WAITERS, CY_ACQ_REL,
+                                                  CY_ACQUIRE))
+            break;
+    }
+    /* With our bit set, a zero crossing moves the generation. */
+    return cy_addr_arm(n, &wg->gen, g, w);
+}
+
 static int wait_op(void *wg, uintptr_t gen, int64_t deadline, cy_waiter *w)
 {
     return cy_wg_wait((cy_waitgroup *)wg, (uint32_t)gen, deadline, w);

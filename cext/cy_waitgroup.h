@@ -70,6 +70,10 @@ static inline uint32_t cy_wg_wait_begin(cy_waitgroup *wg)
 
 cy_status cy_wg_wait(cy_waitgroup *wg, uint32_t gen, int64_t deadline, cy_waiter *w);
 
+/* For a waiter that does not sleep, as cy_event_arm: CY_OK, CY_CANCELLED,
+ * or CY_AGAIN with n armed (disarm once poked, then call again). */
+int cy_wg_arm(cy_waitgroup *wg, uint32_t gen, cy_wnode *n, cy_waiter *w);
+
 /* cy_wg_wait for cy_wait(): the begin token is cy_wg_wait_begin's. */
 extern const cy_wait_op cy_wg_wait_op;
 

@@ -103,6 +103,15 @@ static inline uint32_t cy_wsem_waiters(cy_wsem *s)
     return n;
 }
 
+/* For a waiter that does not sleep (cy_hub.h), after cy_wsem_enqueue
+ * queued `node`: CY_OK once its units are granted, CY_CANCELLED when w's
+ * token fired (the caller then leaves, as after CY_AGAIN once it gives up:
+ * cy_wsem_wait_op.leave), or CY_AGAIN with n armed on its grant word. */
+static inline int cy_wsem_arm(cy_wsem_waiter *node, cy_wnode *n, cy_waiter *w)
+{
+    return cy_addr_arm(n, &node->ready, 0, w);
+}
+
 /* After fork: the queued waiters belonged to threads that no longer exist
  * (a fresh mutex, an empty queue; the units held stay held).  The child's
  * cy_fork_child() does it for every semaphore that had a waiter queued. */

@@ -538,6 +538,40 @@ for key in ("rw_free", "rw_write"):
         r"^runlock of unlocked RWMutex$")
 
 
+# --- asyncio twins (tests/test_asyncio.py has the rest): the blocking versions' errors ---------------
+
+def _aw(method, *args, **kwargs):
+    """(obj, impl) -> run ``await obj.<method>(*args, **kwargs)`` in a new loop;
+    skipped while the implementation has no asyncio twins."""
+    def call(o, m):
+        import asyncio
+
+        fn = getattr(o, method, None)
+        if fn is None:
+            pytest.skip(f"{type(o).__name__}.{method}: no asyncio twins yet")
+        return asyncio.run(fn(*args, **kwargs))
+    return call
+
+
+for key in ("wg3", "ev_unset", "bar2"):
+    bad(key, "wait_async('1')", _aw("wait_async", "1"), TypeError, TIMEOUT_TYPE_MSG)
+    bad(key, "wait_async(nan)", _aw("wait_async", NAN), ValueError, NAN_MSG)
+    bad(key, "wait_async(ctx=1)", _aw("wait_async", ctx=1), TypeError)
+bad("once", "do_async(None)", _aw("do_async", None), TypeError, r"^fn must be callable$")
+for key in ("sem0", "bsem2_0"):
+    bad(key, "acquire_async(False, 1)", _aw("acquire_async", False, 1), ValueError)
+    bad(key, "acquire_async(timeout='1')", _aw("acquire_async", timeout="1"), TypeError, TIMEOUT_TYPE_MSG)
+    bad(key, "acquire_async(ctx=1)", _aw("acquire_async", ctx=1), TypeError)
+bad("wsem3_3", "acquire_async(-1)", _aw("acquire_async", -1), ValueError, r"^n must be >= 0$")
+bad("wsem3_3", "acquire_async(4)", _aw("acquire_async", 4), ValueError, r"^n exceeds semaphore size$")
+bad("wsem3_3", "acquire_async(1.5)", _aw("acquire_async", 1.5), TypeError)
+bad("wsem3_3", "acquire_async(1, 'x')", _aw("acquire_async", 1, "x"), TypeError, TIMEOUT_TYPE_MSG)
+for key in ("rw_read2", "rw_write"):
+    for method in ("lock_async", "rlock_async"):
+        bad(key, f"{method}('x')", _aw(method, "x"), TypeError, TIMEOUT_TYPE_MSG)
+        bad(key, f"{method}(ctx=1)", _aw(method, ctx=1), TypeError)
+
+
 @pytest.mark.parametrize("name", ["WaitGroup", "Once", "Event", "RWMutex"])
 def test_constructors_without_parameters_reject_arguments(impl, name):
     cls = getattr(impl, name)

@@ -134,6 +134,8 @@ def test_tiny_run_of_each_scenario(capsys, tmp_path, scenario):
     expected = {"py", "c"} if HAVE_C else {"py"}
     if scenario == "chan":  # the implementations that have channels, and stdlib's queues
         expected = {i for i in expected if _has_chan(i)} | {"stdlib"}
+    if scenario == "asyncio":  # the implementations that have the asyncio twins
+        expected = {i for i in expected if _has_async(i)}
     assert expected <= impls
 
 
@@ -277,6 +279,10 @@ def test_plot(capsys, tmp_path):
 
 def _has_chan(impl_name):
     return runner._LOADERS[impl_name]().has("Chan")
+
+
+def _has_async(impl_name):
+    return hasattr(runner._LOADERS[impl_name]().Event, "wait_async")
 
 
 class FakeClosed(Exception):

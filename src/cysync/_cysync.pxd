@@ -175,6 +175,7 @@ cdef extern from "cy_chan.h" nogil:
         uint32_t dir
         void *elem
     ctypedef struct cy_select:
+        cy_case *cases
         uint32_t chosen
         uint32_t ok
         void *value
@@ -213,3 +214,82 @@ cdef extern from "cy_queue.h" nogil:
         void *item
     void cy_queue_call_init(cy_queue_call *c, cy_queue *q, uint32_t kind, void *item)
     const cy_wait_op cy_queue_wait_op
+
+
+cdef extern from "cy_waiter.h" nogil:
+    ctypedef struct cy_wnode:
+        pass
+    int CY_AGAIN
+    int CY_CLAIM_NONE
+    int CY_CLAIM_FIRED
+    int CY_CLAIM_CANCEL
+    int CY_CLAIM_SELF
+    void cy_waiter_end(cy_waiter *w)
+    void cy_addr_disarm(cy_wnode *n)
+
+
+cdef extern from "cy_hub.h" nogil:
+    ctypedef struct cy_hub:
+        pass
+    cy_hub *cy_hub_new()
+    int cy_hub_fd(cy_hub *h)
+    void cy_hub_unref(cy_hub *h)
+    cy_waiter *cy_hub_take(cy_hub *h)
+    cy_waiter *cy_hub_next(cy_waiter *w)
+    cy_waiter *cy_async_new(cy_hub *h, void *owner)
+    void cy_async_begin(cy_waiter *w, cy_cancel *c)
+    void cy_async_unref(cy_waiter *w)
+    void *cy_async_owner(cy_waiter *w)
+    void cy_async_set_owner(cy_waiter *w, void *owner)
+    uint32_t cy_async_claimed(cy_waiter *w)
+    bint cy_async_claim_self(cy_waiter *w)
+
+
+cdef extern from "cy_event.h" nogil:
+    int cy_event_arm(cy_event *e, uint32_t gen, cy_wnode *n, cy_waiter *w)
+
+
+cdef extern from "cy_waitgroup.h" nogil:
+    int cy_wg_arm(cy_waitgroup *wg, uint32_t gen, cy_wnode *n, cy_waiter *w)
+
+
+cdef extern from "cy_once.h" nogil:
+    int cy_once_arm(cy_once *o, cy_wnode *n, cy_waiter *w)
+
+
+cdef extern from "cy_sema.h" nogil:
+    int cy_sema_arm(cy_sema *s, cy_wnode *n, cy_waiter *w)
+    void cy_sema_disarm(cy_sema *s, cy_wnode *n)
+    bint cy_sema_give_up(cy_sema *s, cy_wnode *n, bint take)
+
+
+cdef extern from "cy_chan.h" nogil:
+    int cy_select_arm(cy_select *s, cy_waiter *w)
+    int cy_select_end(cy_select *s, cy_waiter *w)
+    int cy_chan_unrecv(cy_chan *ch, void *v)
+
+
+cdef extern from "cy_wsem.h" nogil:
+    int cy_wsem_arm(cy_wsem_waiter *node, cy_wnode *n, cy_waiter *w)
+
+
+cdef extern from "cy_rwmutex.h" nogil:
+    int cy_rw_arm(cy_rw_waiter *node, cy_wnode *n, cy_waiter *w)
+
+
+cdef extern from "cy_queue.h" nogil:
+    int cy_queue_arm(cy_queue_call *c, cy_waiter *w)
+    int cy_queue_end(cy_queue_call *c, cy_waiter *w)
+    int cy_queue_unget(cy_queue *q, void *v)
+
+
+cdef extern from "cy_barrier.h" nogil:
+    int cy_barrier_arrive_arm(cy_barrier *b, cy_barrier_ticket *t, cy_wnode *n, cy_waiter *w)
+    int cy_barrier_arm(cy_barrier *b, const cy_barrier_ticket *t, cy_wnode *n, cy_waiter *w)
+    void cy_barrier_disarm(cy_barrier *b, cy_wnode *n)
+    int cy_barrier_give_up(cy_barrier *b, const cy_barrier_ticket *t, cy_wnode *n)
+
+
+cdef extern from "cy_hub.h" nogil:
+    uint32_t cy_hub_seq(cy_hub *h)
+    cy_status cy_hub_wait(cy_hub *h, uint32_t seen, int64_t deadline)

@@ -375,6 +375,301 @@ cdef int _block_loop(const cy_wait_op *op, void *obj, uintptr_t begin, int64_t n
         return CY_TIMEOUT
 
 
+# ---------------------------------------------------------------- the asyncio driver
+
+# A task that must wait does not sleep: it queues a heap waiter record
+# (cy_async_new) as a thread queues its stack record, and suspends on a
+# future.  Whoever fires or pokes the record hands it to its loop's hub
+# (cext/cy_hub.h): a lock-free list and an eventfd (a pipe elsewhere) that
+# the loop watches with add_reader, written once per batch; _Hub._drain,
+# on the loop's thread, resolves the futures.  Fast paths never get here:
+# every *_async method first tries its primitive's non-blocking path.
+
+from asyncio import get_running_loop as _get_running_loop
+
+cdef object _hubs = _weakref.WeakKeyDictionary()    # loop -> _Hub
+cdef object _hubs_lock = _threading.Lock()
+
+
+cdef class _Hub:
+    """One event loop's hub: the C hub and the reader that drains it."""
+
+    cdef cy_hub *h
+    cdef object __weakref__
+
+    def __dealloc__(self):
+        if self.h != NULL:
+            cy_hub_unref(self.h)        # the fd closes once no record holds it
+
+    def _drain(self):
+        """The loop's reader callback: wake every task whose record fired."""
+        cdef cy_waiter *w = cy_hub_take(self.h)
+        cdef cy_waiter *nxt
+        cdef void *owner
+        while w != NULL:
+            nxt = cy_hub_next(w)
+            owner = cy_async_owner(w)
+            if owner != NULL:
+                (<_AWait>owner).wake()
+            cy_async_unref(w)
+            w = nxt
+
+
+cdef _Hub _hub_of(object loop):
+    hub = _hubs.get(loop)
+    if hub is not None:
+        return <_Hub>hub
+    with _hubs_lock:
+        hub = _hubs.get(loop)
+        if hub is not None:
+            return <_Hub>hub
+        h = _Hub.__new__(_Hub)
+        (<_Hub>h).h = cy_hub_new()
+        if (<_Hub>h).h == NULL:
+            raise MemoryError
+        fd = cy_hub_fd((<_Hub>h).h)
+        try:
+            if fd < 0:
+                raise NotImplementedError
+            loop.add_reader(fd, (<_Hub>h)._drain)
+        except NotImplementedError:
+            # A loop that watches no descriptors (the proactor loop on
+            # Windows): one helper thread for this loop hands it the batches.
+            _threading.Thread(target=_hub_helper, args=(h, _weakref.ref(loop)),
+                              name="cysync asyncio hub", daemon=True).start()
+        _hubs[loop] = h
+        return <_Hub>h
+
+
+def _hub_helper(_Hub hub, loop_ref):
+    """The helper thread of a loop without add_reader: waits for a batch
+    (cy_hub_wait), then has the loop drain it; ends once the loop has
+    closed or gone (looked at every second)."""
+    cdef uint32_t seen = cy_hub_seq(hub.h)
+    cdef uint32_t now
+    cdef cy_hub *h = hub.h
+    while True:
+        with nogil:
+            cy_hub_wait(h, seen, cy_deadline_after(1000000000))
+        loop = loop_ref()
+        if loop is None or loop.is_closed():
+            return
+        now = cy_hub_seq(h)
+        if now != seen:
+            seen = now
+            try:
+                loop.call_soon_threadsafe(hub._drain)
+            except RuntimeError:           # closed meanwhile
+                return
+        loop = None
+
+
+cdef class _AWait:
+    """One awaiting call: its heap record, the future it suspends on, and
+    what a queued wait keeps (an address-table node, a select)."""
+
+    cdef cy_waiter *w
+    cdef cy_wnode node           # word-based primitives: the address table's node
+    cdef object loop
+    cdef object fut              # the future of the current suspension
+    cdef bint timed_out          # the call's own timeout ran out (loop.call_at)
+    cdef object timer
+    cdef _CtxWait cw             # keeps the context's token alive
+    cdef cy_select sel           # channels: the cases, queued on w
+    cdef cy_case one             # a send or receive: its one case
+    cdef cy_chan *one_lock
+    cdef cy_wsem_waiter wsn      # a WeightedSemaphore's place in line
+    cdef cy_rw_waiter rwn        # an RWMutex's
+    cdef tuple chans             # select: the Chan of every case
+    cdef int r                   # select: the outcome so far
+    cdef cy_queue_call qc        # a Queue's put, get or join
+    cdef cy_barrier_ticket bt    # a Barrier's ticket
+    cdef cy_case *cs             # select_async: its cases, locks and kinds
+    cdef cy_chan **locks
+    cdef uint32_t *kinds
+
+    cdef int start(self, object loop, _CtxWait cw, int64_t ns) except -1:
+        cdef _Hub hub = _hub_of(loop)
+        self.w = cy_async_new(hub.h, <void *>self)
+        if self.w == NULL:
+            raise MemoryError
+        self.loop = loop
+        self.cw = cw
+        self.r = -1
+        cy_async_begin(self.w, NULL if cw is None else cw.c)
+        if ns >= 0:
+            self.timer = loop.call_at(loop.time() + ns * 1e-9, _async_timeout, self)
+        return 0
+
+    cdef void finish(self) noexcept:
+        """Leaves the token's list and lets go of the record (the hub may
+        still hold it: its drain then finds no owner)."""
+        if self.w == NULL:
+            return
+        cy_waiter_end(self.w)
+        cy_async_set_owner(self.w, NULL)
+        cy_async_unref(self.w)
+        self.w = NULL
+        if self.timer is not None:
+            try:
+                self.timer.cancel()
+            except BaseException:
+                pass
+            self.timer = None
+
+    cdef object suspend(self):
+        fut = self.loop.create_future()
+        self.fut = fut
+        return fut
+
+    cdef void wake(self) noexcept:
+        fut = self.fut
+        self.fut = None
+        try:
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        except BaseException:
+            pass
+
+    def __dealloc__(self):
+        self.finish()
+        PyMem_Free(self.cs)
+        PyMem_Free(self.locks)
+        PyMem_Free(self.kinds)
+
+
+def _async_timeout(_AWait aw):
+    aw.timed_out = True
+    aw.wake()
+
+
+# The word-based primitives' async waits, told apart by kind.
+DEF _AW_EVENT = 0
+DEF _AW_WG = 1
+DEF _AW_ONCE = 2
+DEF _AW_SEMA = 3
+
+
+cdef inline int _aw_arm(int kind, void *obj, uint32_t begin, _AWait aw) noexcept:
+    if kind == _AW_EVENT:
+        return cy_event_arm(<cy_event *>obj, begin, &aw.node, aw.w)
+    if kind == _AW_WG:
+        return cy_wg_arm(<cy_waitgroup *>obj, begin, &aw.node, aw.w)
+    if kind == _AW_ONCE:
+        return cy_once_arm(<cy_once *>obj, &aw.node, aw.w)
+    return cy_sema_arm(<cy_sema *>obj, &aw.node, aw.w)
+
+
+cdef inline void _aw_disarm(int kind, void *obj, _AWait aw) noexcept:
+    if kind == _AW_SEMA:
+        cy_sema_disarm(<cy_sema *>obj, &aw.node)
+    else:
+        cy_addr_disarm(&aw.node)
+
+
+cdef inline int _aw_give_up(int kind, void *obj, uint32_t begin, _AWait aw, bint take) noexcept:
+    """Ends an armed wait: CY_OK if it completed meanwhile (and ``take``),
+    else CY_TIMEOUT; a semaphore passes on a wake-up it got."""
+    if kind == _AW_SEMA:
+        return CY_OK if cy_sema_give_up(<cy_sema *>obj, &aw.node, take) else CY_TIMEOUT
+    cdef int r
+    cy_addr_disarm(&aw.node)
+    if not take:
+        return CY_TIMEOUT
+    r = _aw_arm(kind, obj, begin, aw)          # one last look
+    if r == CY_AGAIN:
+        cy_addr_disarm(&aw.node)
+    return CY_OK if r == CY_OK else CY_TIMEOUT
+
+
+async def _word_async(object owner, int kind, uintptr_t obj, uint32_t begin, int64_t ns, _CtxWait cw):
+    """Waits for a word-based primitive (its fast path has failed): True
+    when it is done, False when the timeout ran out; raises the context's
+    error, or CancelledError (holding nothing)."""
+    cdef _AWait aw = _AWait.__new__(_AWait)
+    cdef int r
+    aw.start(_get_running_loop(), cw, ns)
+    try:
+        r = _aw_arm(kind, <void *>obj, begin, aw)
+        while r == CY_AGAIN:
+            try:
+                await aw.suspend()
+            except BaseException:
+                _aw_give_up(kind, <void *>obj, begin, aw, False)
+                raise
+            if aw.timed_out:
+                r = _aw_give_up(kind, <void *>obj, begin, aw, True)
+                break
+            _aw_disarm(kind, <void *>obj, aw)
+            r = _aw_arm(kind, <void *>obj, begin, aw)
+    finally:
+        aw.finish()
+    if r == CY_OK:
+        return True
+    if r == CY_CANCELLED:
+        cw._fail()
+    return False
+
+
+cdef _CtxWait _actx(object ctx, int64_t ns):
+    return None if ctx is None else _ctx_wait(ctx, ns)
+
+
+# Queued primitives whose grant is a word (WeightedSemaphore, RWMutex).
+DEF _AG_WSEM = 0
+DEF _AG_RW = 1
+
+
+cdef inline int _ag_arm(int kind, _AWait aw) noexcept:
+    if kind == _AG_WSEM:
+        return cy_wsem_arm(&aw.wsn, &aw.node, aw.w)
+    return cy_rw_arm(&aw.rwn, &aw.node, aw.w)
+
+
+cdef inline bint _ag_leave(int kind, void *obj, _AWait aw, bint keep) noexcept:
+    """Out of the line: True if granted meanwhile and kept; else what was
+    granted goes on to the next in line."""
+    if kind == _AG_WSEM:
+        return cy_wsem_wait_op.leave(obj, <uintptr_t>&aw.wsn, keep) != 0
+    return cy_rw_wait_op.leave(obj, <uintptr_t>&aw.rwn, keep) != 0
+
+
+async def _granted_async(object owner, int kind, uintptr_t obj, int64_t n, int64_t ns, _CtxWait cw):
+    """Waits in line (the fast path has failed): True once granted, False
+    when the timeout ran out; raises the context's error or CancelledError,
+    having left the line and given back what was granted at that moment."""
+    cdef _AWait aw = _AWait.__new__(_AWait)
+    cdef int r
+    cdef bint now
+    aw.start(_get_running_loop(), cw, ns)
+    try:
+        if kind == _AG_WSEM:
+            now = cy_wsem_enqueue(<cy_wsem *>obj, n, &aw.wsn)
+        else:
+            now = cy_rw_enqueue(<cy_rwmutex *>obj, <int>n, &aw.rwn)
+        if now:
+            return True
+        r = _ag_arm(kind, aw)
+        while r == CY_AGAIN:
+            try:
+                await aw.suspend()
+            except BaseException:
+                cy_addr_disarm(&aw.node)
+                _ag_leave(kind, <void *>obj, aw, False)
+                raise
+            cy_addr_disarm(&aw.node)
+            if aw.timed_out:
+                r = CY_OK if _ag_leave(kind, <void *>obj, aw, True) else CY_TIMEOUT
+                break
+            r = _ag_arm(kind, aw)
+        if r == CY_CANCELLED:
+            _ag_leave(kind, <void *>obj, aw, False)
+            cw._fail()
+        return r == CY_OK
+    finally:
+        aw.finish()
+
+
 # ---------------------------------------------------------------- WaitGroup
 
 cdef inline int _wg_add(cy_waitgroup *wg, int64_t delta) except -1:
@@ -437,6 +732,17 @@ cdef class WaitGroup:
             return False
         # Begun once, here: a zero crossing while signal handlers run still counts.
         return _block(&cy_wg_wait_op, &self.wg, cy_wg_wait_begin(&self.wg), ns, w, self) == CY_OK
+
+    async def wait_async(self, timeout=None, *, ctx=None):
+        """``await``-able wait(): suspends the task, not the thread."""
+        cdef int64_t ns = _timeout_ns(timeout)
+        cdef _CtxWait w = _actx(ctx, ns)
+        cdef uint32_t gen = cy_wg_wait_begin(&self.wg)
+        if cy_wg_count(&self.wg) == 0:
+            return True
+        if ns == 0 and w is None:
+            return False
+        return await _word_async(self, _AW_WG, <uintptr_t>&self.wg, gen, ns, w)
 
     @property
     def count(self):
@@ -513,6 +819,25 @@ cdef class Once:
     def done(self):
         """Whether ``fn`` has been called and has returned (or raised)."""
         return cy_once_is_done(&self.o)
+
+    async def do_async(self, fn, /, *args, **kwargs):
+        """``await``-able do(): the first caller calls the plain callable
+        ``fn`` (in its task); the others wait without blocking the loop."""
+        cdef uint32_t me
+        _check_callable(fn)
+        if cy_once_is_done(&self.o):
+            return None
+        me = cy_once_self()
+        if cy_once_try_begin(&self.o, me):
+            try:
+                fn(*args, **kwargs)
+            finally:
+                cy_once_finish(&self.o)
+        elif cy_once_running_in(&self.o, me):
+            raise RuntimeError(_R.ONCE_RECURSIVE)
+        else:
+            await _word_async(self, _AW_ONCE, <uintptr_t>&self.o, 0, -1, None)
+        return None
 
     def _at_fork_reinit(self):
         """After fork(): if ``fn`` was running in a thread that is gone, the
@@ -702,6 +1027,26 @@ cdef class Semaphore:
     def __exit__(self, t, v, tb):
         _sema_exit(self)
 
+    async def acquire_async(self, blocking=True, timeout=None, *, ctx=None):
+        """``await``-able acquire(): suspends the task, not the thread."""
+        if not blocking:
+            return _sema_acquire(self, blocking, timeout, ctx)
+        cdef int64_t ns = _timeout_ns(timeout)
+        cdef _CtxWait w = _actx(ctx, ns)
+        if cy_sema_try_acquire(&self.s):
+            return True
+        if ns == 0 and w is None:
+            return False
+        return await _word_async(self, _AW_SEMA, <uintptr_t>&self.s, 0, ns, w)
+
+    async def __aenter__(self):
+        if cy_sema_try_acquire(&self.s):
+            return True
+        return await _word_async(self, _AW_SEMA, <uintptr_t>&self.s, 0, -1, None)
+
+    async def __aexit__(self, t, v, tb):
+        _sema_exit(self)
+
     def _at_fork_reinit(self):
         """After fork(): the threads that slept here are gone."""
         cdef uint32_t v = cy_sema_value(&self.s)
@@ -795,6 +1140,29 @@ cdef class WeightedSemaphore:
             return True
         return _block(&cy_wsem_wait_op, &self.s, <uintptr_t>&node, ns, w, self) == CY_OK
 
+    async def acquire_async(self, n=1, timeout=None, *, ctx=None):
+        """``await``-able acquire(n): the task waits in the same line as
+        threads, first come first served."""
+        cdef int64_t k = _units(n)
+        cdef int64_t ns = _timeout_ns(timeout)
+        if k < 0 or k > self.s.size:
+            raise ValueError(_R.WSEM_N_TOO_BIG)
+        cdef _CtxWait w = _actx(ctx, ns)
+        if cy_wsem_try_acquire(&self.s, k):
+            return True
+        if ns == 0 and w is None:
+            return False
+        return await _granted_async(self, _AG_WSEM, <uintptr_t>&self.s, k, ns, w)
+
+    async def __aenter__(self):
+        if cy_wsem_try_acquire(&self.s, 1):
+            return True
+        return await _granted_async(self, _AG_WSEM, <uintptr_t>&self.s, 1, -1, None)
+
+    async def __aexit__(self, t, v, tb):
+        if cy_wsem_release(&self.s, 1) != 0:
+            raise ValueError(_R.WSEM_OVER_RELEASE)
+
     def try_acquire(self, n=1):
         """Take ``n`` units only if they are free and nobody is waiting."""
         cdef int64_t k = _units(n)
@@ -876,6 +1244,42 @@ cdef class Event:
         if ns == 0 and w is None:
             return False
         return _block(&cy_event_wait_op, &self.e, gen, ns, w, self) == CY_OK
+
+    async def wait_async(self, timeout=None, *, ctx=None):
+        """``await``-able wait(): suspends the task, not the thread."""
+        cdef int64_t ns = _timeout_ns(timeout)
+        cdef _CtxWait w = _actx(ctx, ns)
+        cdef uint32_t gen = cy_event_wait_begin(&self.e)
+        cdef _AWait aw
+        cdef int r
+        if cy_event_is_set(&self.e):
+            return True
+        if ns == 0 and w is None:
+            return False
+        # _word_async's loop, inlined: thousands of tasks often await one
+        # Event, and each saves a coroutine object and a step through it.
+        aw = _AWait.__new__(_AWait)
+        aw.start(_get_running_loop(), w, ns)
+        try:
+            r = cy_event_arm(&self.e, gen, &aw.node, aw.w)
+            while r == CY_AGAIN:
+                try:
+                    await aw.suspend()
+                except BaseException:
+                    cy_addr_disarm(&aw.node)
+                    raise
+                cy_addr_disarm(&aw.node)
+                r = cy_event_arm(&self.e, gen, &aw.node, aw.w)
+                if r == CY_AGAIN and aw.timed_out:
+                    cy_addr_disarm(&aw.node)
+                    r = CY_TIMEOUT
+        finally:
+            aw.finish()
+        if r == CY_OK:
+            return True
+        if r == CY_CANCELLED:
+            w._fail()
+        return False
 
     @property
     def _cond(self):
@@ -960,6 +1364,15 @@ cdef class Barrier:
             w.wait_end()             # the deadline was the context's: raise its error
         raise BrokenBarrierError
 
+    async def wait_async(self, timeout=None, *, ctx=None):
+        """``await``-able wait(): tasks and threads meet at the same
+        barrier; a task cancelled while it waits breaks it, as a timeout does."""
+        if timeout is None:
+            timeout = self._timeout
+        cdef int64_t ns = _timeout_ns(timeout)
+        cdef _CtxWait w = _actx(ctx, ns)
+        return await _barrier_async(self, ns, w)
+
     def reset(self):
         """Return to the empty state; threads waiting now get BrokenBarrierError."""
         cy_barrier_reset(&self.b)
@@ -989,6 +1402,61 @@ cdef class Barrier:
         if cy_barrier_broken(&self.b):
             return f"{_where(self)}: broken>"
         return f"{_where(self)}: waiters={cy_barrier_n_waiting(&self.b)}/{self.b.parties}>"
+
+
+async def _barrier_async(Barrier self, int64_t ns, _CtxWait cw):
+    cdef _AWait aw = _AWait.__new__(_AWait)
+    cdef int r
+    cdef bint ok = False
+    r = cy_barrier_arrive(&self.b, &aw.bt, False)
+    if r == CY_TIMEOUT:                  # a reset finishes or the action runs: wait to enter
+        aw.start(_get_running_loop(), None, -1)
+        try:
+            while True:
+                r = cy_barrier_arrive_arm(&self.b, &aw.bt, &aw.node, aw.w)
+                if r == CY_TIMEOUT:
+                    continue
+                if r != CY_AGAIN:
+                    break
+                try:
+                    await aw.suspend()
+                finally:
+                    cy_barrier_disarm(&self.b, &aw.node)
+        finally:
+            aw.finish()
+    if r == CY_BARRIER_BROKEN_ERR:
+        raise BrokenBarrierError
+    if r == CY_BARRIER_LAST:
+        try:
+            if self._action is not None:
+                self._action()
+            ok = True
+        finally:
+            r = cy_barrier_action_done(&self.b, ok)
+        if r != CY_OK:
+            raise BrokenBarrierError
+        return aw.bt.index
+    aw.start(_get_running_loop(), cw, ns)
+    try:
+        r = cy_barrier_arm(&self.b, &aw.bt, &aw.node, aw.w)
+        while r == CY_AGAIN:
+            try:
+                await aw.suspend()
+            except BaseException:
+                cy_barrier_give_up(&self.b, &aw.bt, &aw.node)
+                raise
+            if aw.timed_out:
+                r = cy_barrier_give_up(&self.b, &aw.bt, &aw.node)
+                break
+            cy_barrier_disarm(&self.b, &aw.node)
+            r = cy_barrier_arm(&self.b, &aw.bt, &aw.node, aw.w)
+    finally:
+        aw.finish()
+    if r == CY_OK:
+        return aw.bt.index
+    if r == CY_CANCELLED:
+        cw._fail()
+    raise BrokenBarrierError
 
 
 # ---------------------------------------------------------------- RWMutex
@@ -1052,6 +1520,16 @@ cdef str _rw_state(_RWCore core):
             f" waiters={nr + nw}, writers waiting={nw}")
 
 
+async def _rw_lock_async(_RWCore core, bint writer, object timeout, object ctx):
+    cdef int64_t ns = _timeout_ns(timeout)
+    cdef _CtxWait w = _actx(ctx, ns)
+    if cy_rw_try_lock(&core.m) if writer else cy_rw_try_rlock(&core.m):
+        return True
+    if ns == 0 and w is None:
+        return False
+    return await _granted_async(core, _AG_RW, <uintptr_t>&core.m, writer, ns, w)
+
+
 cdef class _RWReader:
     """``rw.reader``: the read side of an RWMutex as a lock-like object."""
 
@@ -1071,6 +1549,18 @@ cdef class _RWReader:
         return _rw_wait(&self.c.m, False, -1, None, self) != 0
 
     def __exit__(self, t, v, tb):
+        _rw_runlock(&self.c.m)
+
+    async def acquire_async(self, blocking=True, timeout=None):
+        """``await``-able acquire()."""
+        if not blocking:
+            return _rw_acquire(&self.c.m, False, blocking, timeout)
+        return await _rw_lock_async(self.c, False, timeout, None)
+
+    async def __aenter__(self):
+        return await _rw_lock_async(self.c, False, None, None)
+
+    async def __aexit__(self, t, v, tb):
         _rw_runlock(&self.c.m)
 
     def __repr__(self):
@@ -1096,6 +1586,18 @@ cdef class _RWWriter:
         return _rw_wait(&self.c.m, True, -1, None, self) != 0
 
     def __exit__(self, t, v, tb):
+        _rw_unlock(&self.c.m)
+
+    async def acquire_async(self, blocking=True, timeout=None):
+        """``await``-able acquire()."""
+        if not blocking:
+            return _rw_acquire(&self.c.m, True, blocking, timeout)
+        return await _rw_lock_async(self.c, True, timeout, None)
+
+    async def __aenter__(self):
+        return await _rw_lock_async(self.c, True, None, None)
+
+    async def __aexit__(self, t, v, tb):
         _rw_unlock(&self.c.m)
 
     def __repr__(self):
@@ -1155,6 +1657,14 @@ cdef class RWMutex:
     def runlock(self):
         """Undo one rlock(); RuntimeError if no reader holds the lock."""
         _rw_runlock(&self.c.m)
+
+    async def lock_async(self, timeout=None, *, ctx=None):
+        """``await``-able lock(): the task waits in line with threads."""
+        return await _rw_lock_async(self.c, True, timeout, ctx)
+
+    async def rlock_async(self, timeout=None, *, ctx=None):
+        """``await``-able rlock()."""
+        return await _rw_lock_async(self.c, False, timeout, ctx)
 
     def try_lock(self):
         """Lock for writing only if nobody holds the lock or waits for it."""
@@ -1390,6 +1900,64 @@ cdef class Chan:
         c.elem = NULL
         return _chan_wait(&c, ns, w, True, self)
 
+    async def send_async(self, value, timeout=None, *, ctx=None):
+        """``await``-able send(): the task queues with threads, in order."""
+        cdef int64_t ns = _timeout_ns(timeout)
+        cdef _CtxWait w = _actx(ctx, ns)
+        Py_INCREF(value)
+        cdef int r = cy_chan_try_send(&self.ch, <void *>value)
+        if r == 0:
+            return True
+        Py_DECREF(value)
+        if r == CY_CHAN_CLOSED:
+            raise ChanClosed(_R.CHAN_SEND_CLOSED)
+        if ns == 0 and w is None:
+            return False
+        return await _chan_async(self, CY_CASE_SEND, value, ns, w, 0)
+
+    async def recv_async(self, timeout=None, *, ctx=None):
+        """``await``-able recv().  A value handed to a task as it is
+        cancelled goes to the next receiver (or back to the front of the
+        buffer): nothing is lost."""
+        cdef int64_t ns = _timeout_ns(timeout)
+        cdef _CtxWait w = _actx(ctx, ns)
+        cdef void *v
+        cdef int r = cy_chan_try_recv(&self.ch, &v)
+        if r == 0:
+            return _take(v)
+        if r == CY_CHAN_CLOSED:
+            raise ChanClosed(_R.CHAN_RECV_CLOSED)
+        if ns == 0 and w is None:
+            raise TimeoutError(_R.CHAN_RECV_TIMEOUT)
+        return await _chan_async(self, CY_CASE_RECV, None, ns, w, 1)
+
+    async def recv_ok_async(self, timeout=None, *, ctx=None):
+        """``await``-able recv_ok()."""
+        cdef int64_t ns = _timeout_ns(timeout)
+        cdef _CtxWait w = _actx(ctx, ns)
+        cdef void *v
+        cdef int r = cy_chan_try_recv(&self.ch, &v)
+        if r == 0:
+            return (_take(v), True)
+        if r == CY_CHAN_CLOSED:
+            return (None, False)
+        if ns == 0 and w is None:
+            raise TimeoutError(_R.CHAN_RECV_TIMEOUT)
+        return await _chan_async(self, CY_CASE_RECV, None, ns, w, 2)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        """``async for v in ch``: the next value, until closed and drained."""
+        cdef void *v
+        cdef int r = cy_chan_try_recv(&self.ch, &v)
+        if r == 0:
+            return _take(v)
+        if r == CY_CHAN_CLOSED:
+            raise StopAsyncIteration
+        return await _chan_async(self, CY_CASE_RECV, None, -1, None, 3)
+
     def close(self):
         """Close the channel: every waiter wakes; buffered values are still
         received.  Closing twice raises ChanClosed."""
@@ -1468,6 +2036,99 @@ cdef object _chan_wait(cy_case *c, int64_t ns, _CtxWait w, bint ok_form, object 
     if ok_form:
         return (_take(s.value), True)
     return _take(s.value)
+
+
+# Channels: a send, a receive or a select queues its cases on the record.
+cdef int _give_back(object chan, void *v) except -1:
+    """A value handed to a receiver whose coroutine is being closed
+    (GeneratorExit: its loop is gone): to the next receiver or the front of
+    the buffer; with neither (no receiver waits, no room) it is dropped."""
+    cdef Chan ch = <Chan>chan
+    if cy_chan_unrecv(&ch.ch, v) != 0:
+        _decref(<PyObject *>v)
+    return 0
+
+
+async def _aselect(_AWait aw):
+    """Runs aw.sel until a case fires (CY_OK) or the timeout runs out
+    (CY_TIMEOUT); raises the context's error.  aw.r keeps the outcome.
+
+    Cancelled meanwhile (CancelledError thrown in): if the task can still
+    claim its own record, nothing has happened: it leaves every queue and
+    the cancellation propagates.  If a partner claimed it first, the
+    operation has completed (a value was handed over) and must not be lost:
+    the call returns its result (the pure twin's rule).  A coroutine closed
+    (GeneratorExit) gives a received value back instead."""
+    cdef int r = cy_select_arm(&aw.sel, aw.w)
+    cdef uint32_t i
+    aw.r = r
+    if r == CY_CANCELLED:
+        aw.cw._fail()
+    if r != CY_AGAIN:
+        return r
+    try:
+        while True:
+            await aw.suspend()
+            if aw.timed_out or cy_async_claimed(aw.w) != CY_CLAIM_NONE:
+                break
+    except BaseException as exc:
+        cy_async_claim_self(aw.w)
+        r = aw.r = cy_select_end(&aw.sel, aw.w)
+        if r != CY_OK:
+            raise
+        if isinstance(exc, GeneratorExit):
+            i = aw.sel.chosen
+            if aw.sel.ok and aw.sel.cases[i].dir == CY_CASE_RECV:
+                _give_back(aw.chans[i], aw.sel.value)
+                aw.sel.value = NULL
+            raise
+        return r                        # completed before the cancellation
+    cy_async_claim_self(aw.w)
+    r = aw.r = cy_select_end(&aw.sel, aw.w)
+    if r == CY_CANCELLED:
+        aw.cw._fail()
+    return r
+
+
+async def _chan_async(Chan ch, int dir, object value, int64_t ns, _CtxWait cw, int form):
+    """A send (form 0) or receive (1: recv, 2: recv_ok, 3: __anext__) whose
+    fast path failed."""
+    cdef _AWait aw = _AWait.__new__(_AWait)
+    cdef int r
+    aw.start(_get_running_loop(), cw, ns)
+    aw.chans = (ch,)
+    aw.one.ch = &ch.ch
+    aw.one.dir = dir
+    aw.one.elem = <void *>value if dir == CY_CASE_SEND else NULL
+    cy_select_init(&aw.sel, &aw.one, 1, &aw.one_lock)
+    if dir == CY_CASE_SEND:
+        Py_INCREF(value)                 # the channel's, if the send goes through
+    try:
+        r = await _aselect(aw)
+    except BaseException:
+        if dir == CY_CASE_SEND and not (aw.r == CY_OK and aw.sel.ok):
+            Py_DECREF(value)
+        raise
+    finally:
+        aw.finish()
+    if dir == CY_CASE_SEND:
+        if r == CY_OK and aw.sel.ok:
+            return True
+        Py_DECREF(value)
+        if r == CY_OK:
+            raise ChanClosed(_R.CHAN_SEND_CLOSED)
+        return False
+    if r != CY_OK:
+        raise TimeoutError(_R.CHAN_RECV_TIMEOUT)
+    if not aw.sel.ok:
+        if form == 2:
+            return (None, False)
+        if form == 3:
+            raise StopAsyncIteration
+        raise ChanClosed(_R.CHAN_RECV_CLOSED)
+    if form == 2:
+        return (_take(aw.sel.value), True)
+    return _take(aw.sel.value)
 
 
 # The C functions behind ch.recv, ch.recv_ok and ch.send: how select tells
@@ -1612,6 +2273,67 @@ cysync_select_impl = _select_impl
 select = cysync_make_select(__name__)
 
 
+async def select_async(*cases, timeout=None, ctx=None, default=False):
+    """``await``-able select(): the same cases, results and errors; the
+    task queues on every channel at once, as a thread does.  A value
+    received as the task is cancelled goes to the next receiver."""
+    cdef Py_ssize_t n = len(cases), i
+    cdef int64_t ns = _timeout_ns(timeout)
+    cdef _CtxWait w = _actx(ctx, ns)
+    cdef _AWait aw = _AWait.__new__(_AWait)
+    cdef int r = -1
+    cdef bint sent_refs = False
+    aw.r = -1
+    if n > 0xffff:
+        raise ValueError("too many select cases")
+    aw.cs = <cy_case *>PyMem_Malloc((n + 1) * sizeof(cy_case))
+    aw.locks = <cy_chan **>PyMem_Malloc((n + 1) * sizeof(cy_chan *))
+    aw.kinds = <uint32_t *>PyMem_Malloc((n + 1) * sizeof(uint32_t))
+    if aw.cs == NULL or aw.locks == NULL or aw.kinds == NULL:
+        raise MemoryError
+    chans = []
+    for i in range(n):
+        case = cases[i]
+        _parse_case(case, i, &aw.cs[i], &aw.kinds[i])
+        if case is None:
+            chans.append(None)
+        else:
+            chans.append(<object>PyCFunction_GET_SELF(case[0] if type(case) is tuple else case))
+    aw.chans = tuple(chans)
+    cy_select_init(&aw.sel, aw.cs, <uint32_t>n, aw.locks)
+    for i in range(n):                   # as select(): a reference per send case
+        if aw.kinds[i] == 2:
+            Py_INCREF(<object>aw.cs[i].elem)
+    sent_refs = True
+    try:
+        r = cy_select_try(&aw.sel)
+        if r != CY_OK and not default:
+            aw.start(_get_running_loop(), w, ns)
+            r = await _aselect(aw)
+    finally:
+        aw.finish()
+        if sent_refs:
+            if r != CY_OK:
+                r = aw.r if aw.r == CY_OK else r   # raised as a case fired
+            for i in range(n):
+                if aw.kinds[i] == 2 and not (r == CY_OK and aw.sel.chosen == i and aw.sel.ok):
+                    _decref(<PyObject *>aw.cs[i].elem)
+    if r != CY_OK:
+        return (-1, None)
+    i = aw.sel.chosen
+    if aw.kinds[i] == 2:
+        if not aw.sel.ok:
+            raise ChanClosed(_R.CHAN_SEND_CLOSED)
+        return (i, None)
+    if not aw.sel.ok:
+        if aw.kinds[i] == 1:
+            return (i, (None, False))
+        raise ChanClosed(_R.CHAN_RECV_CLOSED)
+    if aw.kinds[i] == 1:
+        return (i, (_take(aw.sel.value), True))
+    return (i, _take(aw.sel.value))
+
+
 def after(seconds):
     """Go's time.After: a ``Chan(1)`` that receives ``time.monotonic()`` once,
     ``seconds`` from now, sent by the process's one timer thread (no thread
@@ -1720,6 +2442,47 @@ cdef class Queue:
             _queue_raise(r, _Empty)
         return _queue_wait(self, CY_QUEUE_GET, None, ns, w)
 
+    async def put_async(self, item, block=True, timeout=None, *, ctx=None):
+        """``await``-able put(): the task queues with threads, in order."""
+        cdef int64_t ns = -1
+        cdef _CtxWait w = None
+        if block and timeout is not None and cy_queue_maxsize(&self.q) > 0:
+            ns = _queue_timeout_ns(timeout)
+        if ctx is not None:
+            w = _ctx_wait(ctx, ns)
+        Py_INCREF(item)
+        cdef int r = cy_queue_try_put(&self.q, <void *>item)
+        if r == 0:
+            return
+        Py_DECREF(item)
+        if r != CY_QUEUE_BLOCK or not block or (ns == 0 and w is None):
+            _queue_raise(r, _Full)
+        await _queue_async(self, CY_QUEUE_PUT, item, ns, w)
+
+    async def get_async(self, block=True, timeout=None, *, ctx=None):
+        """``await``-able get().  An item handed to a task as it is
+        cancelled goes to the next getter, or back to the front."""
+        cdef int64_t ns = -1
+        cdef _CtxWait w = None
+        cdef void *v
+        if block and timeout is not None:
+            ns = _queue_timeout_ns(timeout)
+        if ctx is not None:
+            w = _ctx_wait(ctx, ns)
+        cdef int r = cy_queue_try_get(&self.q, &v)
+        if r == 0:
+            return _take(v)
+        if r != CY_QUEUE_BLOCK or not block or (ns == 0 and w is None):
+            _queue_raise(r, _Empty)
+        return await _queue_async(self, CY_QUEUE_GET, None, ns, w)
+
+    async def join_async(self, *, ctx=None):
+        """``await``-able join()."""
+        cdef _CtxWait w = _actx(ctx, -1)
+        if cy_queue_unfinished(&self.q) == 0:
+            return
+        await _queue_async(self, CY_QUEUE_JOIN, None, -1, w)
+
     def put_nowait(self, item):
         """``put(item, block=False)``."""
         return self.put(item, False)
@@ -1805,6 +2568,49 @@ cdef object _queue_wait(Queue self, uint32_t kind, object item, int64_t ns, _Ctx
         return _take(c.item) if kind == CY_QUEUE_GET else None
     if kind == CY_QUEUE_PUT:
         _decref(<PyObject *>c.item)
+    _queue_raise(r, _Empty if kind == CY_QUEUE_GET else _Full)
+
+
+async def _queue_async(Queue self, uint32_t kind, object item, int64_t ns, _CtxWait cw):
+    """A put, get or join whose fast path failed; a get returns the item."""
+    cdef _AWait aw = _AWait.__new__(_AWait)
+    cdef int r
+    aw.start(_get_running_loop(), cw, ns)
+    cy_queue_call_init(&aw.qc, &self.q, kind, <void *>item)
+    if kind == CY_QUEUE_PUT:
+        Py_INCREF(item)                  # the queue's, if the put goes through
+    try:
+        r = cy_queue_arm(&aw.qc, aw.w)
+        if r == CY_AGAIN:
+            try:
+                while True:
+                    await aw.suspend()
+                    if aw.timed_out or cy_async_claimed(aw.w) != CY_CLAIM_NONE:
+                        break
+            except BaseException as exc:
+                # As _aselect: completed before the cancellation, the call
+                # returns its result; closed, a got item goes back.
+                cy_async_claim_self(aw.w)
+                r = cy_queue_end(&aw.qc, aw.w)
+                if r != CY_OK:
+                    if kind == CY_QUEUE_PUT:
+                        _decref(<PyObject *>aw.qc.item)
+                    raise
+                if isinstance(exc, GeneratorExit):
+                    if kind == CY_QUEUE_GET and cy_queue_unget(&self.q, aw.qc.item) != 0:
+                        _decref(<PyObject *>aw.qc.item)     # out of memory: dropped
+                    raise
+            else:
+                cy_async_claim_self(aw.w)
+                r = cy_queue_end(&aw.qc, aw.w)
+    finally:
+        aw.finish()
+    if r == CY_OK:
+        return _take(aw.qc.item) if kind == CY_QUEUE_GET else None
+    if kind == CY_QUEUE_PUT:
+        _decref(<PyObject *>aw.qc.item)
+    if r == CY_CANCELLED:
+        cw._fail()
     _queue_raise(r, _Empty if kind == CY_QUEUE_GET else _Full)
 
 

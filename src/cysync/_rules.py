@@ -41,6 +41,7 @@ PUBLIC_NAMES = (
     "once_func",
     "once_value",
     "select",
+    "select_async",
     "with_cancel",
     "with_cancel_cause",
     "with_deadline",

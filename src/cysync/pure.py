@@ -26,6 +26,10 @@ Common rules (docs/getting-started.md, "Timeouts and common rules"):
   context, which notifies the wait's Condition when the context is cancelled,
   so the wait ends at once, without polling; the context's deadline joins the
   call's own timeout (the earlier one wins).
+- Every blocking wait has an awaitable twin, ``<method>_async`` (and
+  ``select_async``, ``async with``, ``async for`` over a Chan), with the same
+  arguments and results, for asyncio tasks: see "asyncio: a task waits like
+  a thread" below.
 
 The pure contexts (``cysync._context``; the C module has its own, and the
 waits of either take contexts of either) and ``ErrGroup``
@@ -35,6 +39,7 @@ waits of either take contexts of either) and ``ErrGroup``
 from __future__ import annotations
 
 import _thread
+import asyncio
 import collections
 import functools
 import operator
@@ -45,7 +50,7 @@ import sys
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from queue import Empty, Full
 from time import monotonic as _monotonic
 from types import TracebackType
@@ -262,6 +267,186 @@ def _repr(obj: object, state: str) -> str:
     return f"<{cls.__module__}.{cls.__qualname__} at {id(obj):#x}: {state}>"
 
 
+# --- asyncio: a task waits like a thread ---------------------------------------
+#
+# Every blocking wait has an awaitable twin (``wait_async``, ``acquire_async``,
+# ``send_async``...). A task that must wait queues the same kind of record a
+# thread queues, in the same queue, so the order the primitive promises holds
+# between threads and tasks. What differs is the wake-up: a thread sleeps on a
+# lock that the waker releases; a task awaits a future, and the waker hands
+# that future to the task's event loop through the loop's _Hub: one
+# ``call_soon_threadsafe`` per batch of wake-ups, not per waiter, and no
+# thread. No loop is bound to a primitive: the loop is the waiting task's,
+# taken at each call, so one object serves threads and several loops at once.
+#
+# - Timeouts are ``loop.call_later`` timers; ``ctx=`` registers the same
+#   waker with the context as a thread's wait does.
+# - A task cancelled while it waits leaves the queue and ends cancelled; what
+#   was granted to it at that moment (units, the lock) goes on to the next
+#   waiter. A channel or queue operation that a partner completed at that very
+#   moment has happened (the value was handed over): it returns its result, so
+#   no value is lost, as ``asyncio.wait_for`` returns a result that came first.
+# - A waiter whose loop has closed is dropped by whoever would wake it: what
+#   it would have been given stays with the primitive.
+
+
+class _Hub:
+    """The wake-ups for one event loop, made by any thread.
+
+    ``wake(fut, result)`` from the loop's own thread resolves the future at
+    once; from another thread it queues it, and only the wake-up that finds
+    the queue empty schedules ``_drain`` with ``call_soon_threadsafe``: a
+    release that wakes 10,000 tasks writes the loop's self-pipe once.
+    """
+
+    __slots__ = ("loop", "thread", "lock", "pending", "scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.thread = threading.get_ident()
+        self.lock = threading.Lock()
+        self.pending: list[tuple[asyncio.Future[Any], Any]] = []
+        self.scheduled = False
+
+    def wake(self, fut: asyncio.Future[Any], result: Any = None) -> bool:
+        """Resolve `fut` in its loop; False if the loop has closed (the task
+        will never run again: its waiter is to be dropped)."""
+        if self.loop.is_closed():
+            return False
+        if threading.get_ident() == self.thread:
+            if not fut.done():  # a cancelled task's future stays cancelled
+                fut.set_result(result)
+            return True
+        with self.lock:
+            self.pending.append((fut, result))
+            if self.scheduled:
+                return True
+            self.scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # closed meanwhile: drop what waits for it
+            with self.lock:
+                self.pending.clear()
+            return False
+        return True
+
+    def _drain(self) -> None:
+        with self.lock:
+            pending, self.pending = self.pending, []
+            self.scheduled = False
+        for fut, result in pending:
+            if not fut.done():
+                fut.set_result(result)
+
+
+_hubs = threading.local()
+
+
+def _hub() -> _Hub:
+    """The running loop's hub (one per loop and thread, found without a lock)."""
+    loop = asyncio.get_running_loop()
+    hub: _Hub | None = getattr(_hubs, "hub", None)
+    if hub is None or hub.loop is not loop:
+        hub = _hubs.hub = _Hub(loop)
+    return hub
+
+
+class _TaskWake:
+    """A task's place in a Condition's queue, beside the threads' locks.
+
+    ``Condition.notify()`` calls ``release()`` on each waiter it wakes: here
+    that hands the task's future to its loop. It raises RuntimeError, as a
+    lock released already does, when the loop has closed: ``_Cond.notify``
+    then skips this waiter and wakes the next one instead.
+    """
+
+    __slots__ = ("hub", "fut")
+
+    def __init__(self) -> None:
+        self.hub = _hub()
+        self.fut: asyncio.Future[Any] = self.hub.loop.create_future()
+
+    def release(self) -> None:
+        if not self.hub.wake(self.fut):
+            raise RuntimeError("the waiting task's event loop is closed")
+
+    def dead(self) -> bool:
+        return self.hub.loop.is_closed()
+
+    def _timeout(self) -> None:
+        if not self.fut.done():
+            self.fut.set_result(None)
+
+    async def sleep(self, deadline: float | None) -> None:
+        """Await the wake-up, or `deadline` (a loop timer, no thread)."""
+        timer = None
+        if deadline is not None:
+            timer = self.hub.loop.call_later(max(0.0, deadline - _monotonic()), self._timeout)
+        try:
+            await self.fut
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+
+class _Cond(threading.Condition):
+    """``threading.Condition`` whose queue may also hold tasks (_TaskWake).
+
+    ``notify(n)`` wakes the first `n` waiters that can still be woken, first
+    in first out, skipping tasks whose loop has closed (and, as CPython 3.11+
+    does, locks released already by an interrupted notify)."""
+
+    def notify(self, n: int = 1) -> None:
+        if not self._is_owned():  # type: ignore[attr-defined]
+            raise RuntimeError("cannot notify on un-acquired lock")
+        waiters = self._waiters  # type: ignore[attr-defined]
+        while waiters and n > 0:
+            waiter = waiters.popleft()
+            try:
+                waiter.release()
+            except RuntimeError:
+                continue
+            n -= 1
+
+    def notify_all(self) -> None:
+        self.notify(len(self._waiters))  # type: ignore[attr-defined]
+
+
+def _abandoned(cond: threading.Condition) -> bool:
+    """True if `cond` (a waiter record's own Condition) is awaited by tasks
+    whose loops have closed, and by nobody else: what it would be granted
+    would never be used, or given back."""
+    waiters = cond._waiters  # type: ignore[attr-defined]
+    return bool(waiters) and all(isinstance(w, _TaskWake) and w.dead() for w in waiters)
+
+
+async def _wait_async(
+    cond: threading.Condition, deadline: float | None, cw: _CtxWait | None = None
+) -> bool:
+    """``_wait`` for a task: the same contract (called and returning with
+    `cond` held; False once the deadline has passed; the context's error),
+    but the task awaits its place in `cond`'s queue with the lock released."""
+    if cw is not None:
+        cw.check(cond)
+    if deadline is not None and deadline - _monotonic() <= 0:
+        if cw is not None and cw.by_ctx:
+            cw.expire(cond)
+            return True
+        return False
+    wake = _TaskWake()
+    cond._waiters.append(wake)  # type: ignore[attr-defined]
+    cond.release()
+    try:
+        await wake.sleep(deadline)
+    finally:
+        cond.acquire()
+        try:
+            cond._waiters.remove(wake)  # type: ignore[attr-defined]
+        except ValueError:
+            pass  # notified: taken off the queue by the notifier
+    return True
+
+
 # --- WaitGroup ----------------------------------------------------------------
 
 
@@ -279,7 +464,7 @@ class WaitGroup:
         # it changes, even if add() has made the counter non-zero again before
         # the waiter got to run.
         self._generation = 0
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = _Cond(threading.Lock())
 
     def __repr__(self) -> str:
         return _repr(self, f"count={self._count}")
@@ -339,6 +524,28 @@ class WaitGroup:
                 if cw is not None:
                     cw.close()
 
+    async def wait_async(self, timeout: float | None = None, *, ctx: Context | None = None) -> bool:
+        """``wait()`` for a task: awaits until the counter is zero, without
+        blocking the event loop; the same arguments and results."""
+        deadline = _deadline(timeout)
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        if self._count == 0:
+            return True
+        with self._cond:
+            if self._count == 0:
+                return True
+            generation = self._generation
+            try:
+                while self._generation == generation:
+                    if not await _wait_async(self._cond, deadline, cw):
+                        return False
+                return True
+            finally:
+                if cw is not None:
+                    cw.close()
+
     def go(self, fn: Callable[_P, object], /, *args: _P.args, **kwargs: _P.kwargs) -> threading.Thread:
         """Run ``fn(*args, **kwargs)`` in a new thread counted by this group.
 
@@ -389,7 +596,7 @@ class Once:
         self._done = False
         # Ident of the thread running fn, to detect recursion; None otherwise.
         self._owner: int | None = None
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = _Cond(threading.Lock())
 
     def __repr__(self) -> str:
         return _repr(self, "done" if self._done else "not done")
@@ -425,10 +632,37 @@ class Once:
                 self._cond.notify_all()
         return None
 
+    async def do_async(self, fn: Callable[_P, object], /, *args: _P.args, **kwargs: _P.kwargs) -> None:
+        """``do()`` for a task: the first caller (thread or task) calls fn, a
+        plain callable, right there; a task that comes while another caller
+        runs fn awaits its end without blocking the event loop."""
+        _check_callable(fn)
+        if self._done:
+            return None
+        me = threading.get_ident()
+        with self._cond:
+            while self._owner is not None:
+                if self._owner == me:
+                    raise RuntimeError(_R.ONCE_RECURSIVE)
+                await _wait_async(self._cond, None)
+            if self._done:
+                return None
+            self._owner = me
+            _fork_join(self)  # a forked child must not wait for this thread
+        try:
+            fn(*args, **kwargs)
+        finally:
+            with self._cond:
+                self._done = True
+                self._owner = None
+                _fork_leave(self)
+                self._cond.notify_all()
+        return None
+
     def _at_fork_reinit(self) -> None:
         # In a forked child: if fn was running in a thread that is gone, the
         # next do() runs its own fn (done for you by the at-fork hook).
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = _Cond(threading.Lock())
         _at_fork_reinit_owner(self)
 
 
@@ -460,7 +694,7 @@ class _OnceCall:
         self._result: Any = None
         self._exc: BaseException | None = None
         self._tb: TracebackType | None = None
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = _Cond(threading.Lock())
 
     def __repr__(self) -> str:
         return _repr(self, "done" if self._done else "not done")
@@ -507,7 +741,7 @@ class _OnceCall:
     def _at_fork_reinit(self) -> None:
         # In a forked child: if fn was running in a thread that is gone, the
         # next call runs it again (done for you by the at-fork hook).
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = _Cond(threading.Lock())
         _at_fork_reinit_owner(self)
 
 
@@ -556,7 +790,7 @@ class Semaphore:
             raise ValueError(_R.SEMA_INITIAL_NEGATIVE)
         if value > _INT32_MAX:
             raise OverflowError(_R.SEMA_TOO_LARGE)
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = _Cond(threading.Lock())
         self._count = value
 
     def __repr__(self) -> str:
@@ -569,7 +803,7 @@ class Semaphore:
 
     def _at_fork_reinit(self) -> None:
         # In a forked child only this thread exists: a fresh lock, same value.
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = _Cond(threading.Lock())
 
     def acquire(
         self, blocking: bool = True, timeout: float | None = None, *, ctx: Context | None = None
@@ -604,6 +838,44 @@ class Semaphore:
             return True
 
     __enter__ = acquire
+
+    async def acquire_async(
+        self, blocking: bool = True, timeout: float | None = None, *, ctx: Context | None = None
+    ) -> bool:
+        """``acquire()`` for a task: the same arguments and results; awaits
+        without blocking the event loop. A task cancelled meanwhile holds
+        nothing: a unit freed for it goes to the next waiter."""
+        if not blocking and timeout is not None:
+            raise ValueError(_R.NONBLOCKING_TIMEOUT)
+        deadline = _deadline(timeout)
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        with self._cond:
+            try:
+                while self._count == 0:
+                    if not blocking or not await _wait_async(self._cond, deadline, cw):
+                        return False
+            except BaseException:
+                if self._count > 0:
+                    self._cond.notify()
+                raise
+            finally:
+                if cw is not None:
+                    cw.close()
+            self._count -= 1
+            return True
+
+    async def __aenter__(self) -> bool:
+        return await self.acquire_async()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
 
     def release(self, n: int = 1) -> None:
         """Increment the value by `n`, waking up to `n` waiters."""
@@ -669,7 +941,7 @@ class _Waiter:
         # Set, under the lock, by whoever hands the units to this waiter.
         self.granted = False
         # Shares the semaphore's lock, so a waker can notify exactly this waiter.
-        self.cond = threading.Condition(lock)
+        self.cond = _Cond(lock)
 
 
 class WeightedSemaphore:
@@ -761,6 +1033,50 @@ class WeightedSemaphore:
             self._leave(waiter)
             return False
 
+    async def acquire_async(self, n: int = 1, timeout: float | None = None, *, ctx: Context | None = None) -> bool:
+        """``acquire()`` for a task: the same arguments and results, and the
+        same queue: threads and tasks are served first in first out. A task
+        cancelled meanwhile leaves the queue; units granted to it at that
+        moment go back, to the waiters behind it."""
+        n = self._check_n(n)
+        deadline = _deadline(timeout)
+        if n > self._size:
+            raise ValueError(_R.WSEM_N_TOO_BIG)
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        with self._lock:
+            if not self._waiters and self._size - self._held >= n:
+                self._held += n
+                return True
+            waiter = _Waiter(n, self._lock)
+            try:
+                self._waiters.append(waiter)
+                while not waiter.granted:
+                    if not await _wait_async(waiter.cond, deadline, cw):
+                        break
+            except BaseException:
+                self._leave(waiter)
+                raise
+            finally:
+                if cw is not None:
+                    cw.close()
+            if waiter.granted:
+                return True
+            self._leave(waiter)
+            return False
+
+    async def __aenter__(self) -> bool:
+        return await self.acquire_async()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
     def try_acquire(self, n: int = 1) -> bool:
         """Take `n` units only if they are free and nobody waits; never blocks."""
         n = self._check_n(n)
@@ -800,6 +1116,9 @@ class WeightedSemaphore:
         # that does not: letting a smaller one behind it overtake would starve it.
         while self._waiters:
             waiter = self._waiters[0]
+            if _abandoned(waiter.cond):  # a task of a closed loop: drop it
+                self._waiters.popleft()
+                continue
             if self._size - self._held < waiter.n:
                 break
             self._held += waiter.n
@@ -835,7 +1154,7 @@ class Event:
     waits for."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = _Cond(threading.Lock())
         self._flag = False
         # Bumped by every set(): a waiter returns True once it changes, even
         # if clear() has lowered the flag before the waiter got to run.
@@ -889,6 +1208,28 @@ class Event:
             try:
                 while self._generation == generation:
                     if not _wait(self._cond, deadline, cw, self):
+                        return False
+                return True
+            finally:
+                if cw is not None:
+                    cw.close()
+
+    async def wait_async(self, timeout: float | None = None, *, ctx: Context | None = None) -> bool:
+        """``wait()`` for a task: awaits the flag without blocking the event
+        loop; the same arguments and results."""
+        deadline = _deadline(timeout)
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        if self._flag:
+            return True
+        with self._cond:
+            if self._flag:
+                return True
+            generation = self._generation
+            try:
+                while self._generation == generation:
+                    if not await _wait_async(self._cond, deadline, cw):
                         return False
                 return True
             finally:
@@ -955,7 +1296,7 @@ class Barrier:
         if parties > 0xFFFFFFFF:
             raise OverflowError(_R.BARRIER_PARTIES_TOO_LARGE)
         _check_timeout(timeout)
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = _Cond(threading.Lock())
         self._action = action
         self._timeout = timeout
         self._parties = parties
@@ -1007,6 +1348,56 @@ class Barrier:
             finally:
                 if cw is not None:
                     cw.close()
+
+    async def wait_async(self, timeout: float | None = None, *, ctx: Context | None = None) -> int:
+        """``wait()`` for a task: the same arguments, results and errors;
+        threads and tasks may meet at the same barrier. The last to arrive
+        runs the action (a plain callable) right there."""
+        deadline = _deadline(self._timeout if timeout is None else timeout)
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        with self._cond:
+            while self._state == _RESETTING or (
+                self._state == _FILLING and self._count >= self._parties
+            ):
+                await _wait_async(self._cond, None)
+            if self._state == _BROKEN:
+                raise BrokenBarrierError
+            index = self._count
+            self._count += 1
+            my_round = self._round
+            try:
+                if self._count == self._parties:
+                    self._run_action()
+                else:
+                    await self._wait_for_release_async(my_round, deadline, cw)
+                return index
+            except BaseException:
+                if self._round == my_round:
+                    self._leave()
+                raise
+            finally:
+                if cw is not None:
+                    cw.close()
+
+    async def _wait_for_release_async(self, my_round: int, deadline: float | None, cw: _CtxWait | None) -> None:
+        # _wait_for_release, awaiting. A task cancelled here breaks the
+        # barrier, as a context that ends does: the round cannot complete.
+        while self._round == my_round and self._state == _FILLING:
+            try:
+                waited = await _wait_async(self._cond, deadline, cw)
+            except BaseException:
+                if self._round == my_round and self._state == _FILLING:
+                    self._set_state(_BROKEN)
+                raise
+            if not waited and self._round == my_round and self._state == _FILLING:
+                if self._count == self._parties:
+                    deadline = None
+                    continue
+                self._set_state(_BROKEN)
+        if self._round == my_round:
+            raise BrokenBarrierError
 
     def _run_action(self) -> None:
         # The action runs without the lock (as in the C core): an abort() or
@@ -1069,7 +1460,7 @@ class Barrier:
         # In a forked child the threads inside are gone: a fresh, empty round
         # (what reset() turns into once they have left). The at-fork hook
         # does it for every barrier that had threads inside.
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = _Cond(threading.Lock())
         self._state = _FILLING
         self._round += 1
         self._count = 0
@@ -1109,7 +1500,7 @@ class _RWWaiter:
         # Set, under the lock, by whoever hands the lock to this waiter.
         self.granted = False
         # Shares the RWMutex's lock, so a waker can notify exactly this waiter.
-        self.cond = threading.Condition(lock)
+        self.cond = _Cond(lock)
 
 
 class _RWCore:
@@ -1190,6 +1581,36 @@ class _RWCore:
             self._leave(waiter)
             return False
 
+    async def take_async(self, writer: bool, timeout: float | None, ctx: Context | None) -> bool:
+        # take(), awaiting: the same queues, so threads and tasks keep their order.
+        seconds = _check_timeout(timeout)
+        deadline = None if seconds is None else _monotonic() + seconds
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        with self.lock:
+            if self._can(writer):
+                self._enter(writer)
+                return True
+            if seconds == 0 and (cw is None or not cw.by_ctx):
+                return False
+            waiter = _RWWaiter(writer, self.lock)
+            try:
+                (self.wq if writer else self.rq).append(waiter)
+                while not waiter.granted:
+                    if not await _wait_async(waiter.cond, deadline, cw):
+                        break
+            except BaseException:
+                self._leave(waiter)  # cancelled: the lock, if granted, goes on
+                raise
+            finally:
+                if cw is not None:
+                    cw.close()
+            if waiter.granted:
+                return True
+            self._leave(waiter)
+            return False
+
     def unlock(self) -> None:
         with self.lock:
             if not self.writer:
@@ -1211,11 +1632,15 @@ class _RWCore:
         # has just unlocked, and the readers that queued meanwhile go first.
         if self.writer:
             return
+        # Tasks of closed loops would hold what they are given for ever.
+        while self.wq and _abandoned(self.wq[0].cond):
+            self.wq.popleft()
         if self.rq and (prefer_readers or not self.wq):
-            self.readers += len(self.rq)
             for waiter in self.rq:
-                waiter.granted = True
-                waiter.cond.notify()
+                if not _abandoned(waiter.cond):
+                    self.readers += 1
+                    waiter.granted = True
+                    waiter.cond.notify()
             self.rq.clear()
         elif self.wq and self.readers == 0:
             waiter = self.wq.popleft()
@@ -1273,6 +1698,25 @@ class _RWSide:
 
     def __enter__(self) -> bool:
         return self._core.take(self._WRITER, None, None)
+
+    async def acquire_async(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """``acquire()`` for a task: the same arguments and results."""
+        if not blocking:
+            if timeout is not None:
+                raise ValueError(_R.NONBLOCKING_TIMEOUT)
+            return self._core.try_take(self._WRITER)
+        return await self._core.take_async(self._WRITER, timeout, None)
+
+    async def __aenter__(self) -> bool:
+        return await self._core.take_async(self._WRITER, None, None)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
 
     def __exit__(
         self,
@@ -1351,6 +1795,15 @@ class RWMutex:
     def runlock(self) -> None:
         """Undo one rlock(); RuntimeError if no reader holds the lock."""
         self._core.runlock()
+
+    async def lock_async(self, timeout: float | None = None, *, ctx: Context | None = None) -> bool:
+        """``lock()`` for a task: the same arguments and results, the same
+        queue as the threads'. Cancelled while waiting, the task holds nothing."""
+        return await self._core.take_async(True, timeout, ctx)
+
+    async def rlock_async(self, timeout: float | None = None, *, ctx: Context | None = None) -> bool:
+        """``rlock()`` for a task: the same arguments and results."""
+        return await self._core.take_async(False, timeout, ctx)
 
     def try_lock(self) -> bool:
         """Lock for writing only if nobody holds the lock or waits for it."""
@@ -1597,6 +2050,72 @@ def _leave(waiter: _ChanWaiter, links: tuple[_Link, ...] | list[_Link], cw: _Ctx
     if waiter.claimed is _CTX_ENDED:
         assert cw is not None
         _raise_ctx_err(cw.ctx)
+
+
+class _TaskChanWaiter(_ChanWaiter):
+    """A task's blocked send, recv, select, put, get or join: the same record
+    as a thread's, on the same queues, but the claim that ends it hands the
+    task's future to its loop instead of releasing a sleeping thread. A
+    record whose loop has closed cannot be claimed: partners skip it."""
+
+    __slots__ = ("hub", "fut")
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self.claimed = None
+        self.link = None
+        self.value = None
+        self.hub = _hub()
+        self.fut: asyncio.Future[Any] = self.hub.loop.create_future()
+
+    def fire(self, claimed: str, link: _Link | None, value: Any = None) -> bool:
+        with self._mutex:
+            if self.claimed is not None or self.hub.loop.is_closed():
+                return False
+            self.link = link
+            self.value = value
+            self.claimed = claimed
+        self.hub.wake(self.fut)
+        return True
+
+    def _expire(self, claimed: str) -> None:
+        # The call's deadline timer, in the loop's thread.
+        if self.give_up(claimed) and not self.fut.done():
+            self.fut.set_result(None)
+
+
+async def _park_async(
+    waiter: _TaskChanWaiter, links: tuple[_Link, ...] | list[_Link], cw: _CtxWait | None, deadline: float | None
+) -> None:
+    """``_park`` then ``_leave``, for a task: await until the record is
+    claimed (a deadline is a loop timer), then leave every queue.
+
+    Cancelled meanwhile: if the task can still claim its own record, nothing
+    has happened: it leaves the queues and the cancellation propagates. If a
+    partner claimed it first, the operation has completed (a value was
+    handed over) and must not be lost: the call returns its result."""
+    ctx = None if cw is None else cw.ctx
+    timer = None
+    try:
+        if ctx is not None and not ctx._add_waker(waiter.cancel):
+            waiter.give_up(_CTX_ENDED)
+        elif deadline is not None and deadline <= _monotonic():
+            waiter.give_up(_CTX_ENDED if cw is not None and cw.by_ctx else _TIMEOUT)
+        else:
+            if deadline is not None:
+                kind = _CTX_ENDED if cw is not None and cw.by_ctx else _TIMEOUT
+                timer = waiter.hub.loop.call_later(deadline - _monotonic(), waiter._expire, kind)
+            await waiter.fut
+    except BaseException:
+        if waiter.give_up(_INTERRUPTED) or waiter.claimed is not _DONE:
+            _unlink(links)
+            raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if ctx is not None:
+            ctx._remove_waker(waiter.cancel)
+    _leave(waiter, links, cw)
 
 
 def _completed_anyway(waiter: _ChanWaiter, links: tuple[_Link, ...] | list[_Link]) -> bool:
@@ -1853,6 +2372,88 @@ class Chan(Generic[_T]):
             _REARM[_SIGINT]
         return (value, True) if how is _DONE else (None, False)
 
+    async def send_async(self, value: _T, timeout: float | None = None, *, ctx: Context | None = None) -> bool:
+        """``send()`` for a task: the same arguments, results and errors; the
+        same queue as the threads'. Cancelled while waiting, the value is not
+        sent (unless a receiver took it at that very moment: then True)."""
+        deadline = _deadline(timeout)
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        with self._lock:
+            if self._closed:
+                raise ChanClosed(_R.CHAN_SEND_CLOSED)
+            if self._try_send(value):
+                return True
+            if _passed(deadline):
+                waiter = None
+            else:
+                waiter = _TaskChanWaiter()
+                link = _Link(waiter, self, 0, value)
+                self._sendq.push(link)
+        if waiter is None:
+            _timed_out(cw)
+            return False
+        await _park_async(waiter, (link,), cw, deadline)
+        if waiter.claimed is _CLOSED:
+            raise ChanClosed(_R.CHAN_SEND_CLOSED)
+        return waiter.claimed is _DONE
+
+    async def _recv_async(self, timeout: float | None, ctx: Context | None) -> tuple[Any, str]:
+        # _recv for a task: (value, how).
+        deadline = _deadline(timeout)
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        with self._lock:
+            received, value = self._try_recv()
+            if received:
+                return value, _DONE
+            if self._closed:
+                return None, _CLOSED
+            if _passed(deadline):
+                waiter = None
+            else:
+                waiter = _TaskChanWaiter()
+                link = _Link(waiter, self, 0, None)
+                self._recvq.push(link)
+        if waiter is None:
+            _timed_out(cw)
+            return None, _TIMEOUT
+        await _park_async(waiter, (link,), cw, deadline)
+        return waiter.value, waiter.claimed  # type: ignore[return-value]
+
+    async def recv_async(self, timeout: float | None = None, *, ctx: Context | None = None) -> _T:
+        """``recv()`` for a task: the same arguments, results and errors. A
+        task cancelled while waiting takes no value: none is lost."""
+        value, how = await self._recv_async(timeout, ctx)
+        if how is _CLOSED:
+            raise ChanClosed(_R.CHAN_RECV_CLOSED)
+        if how is _TIMEOUT:
+            raise TimeoutError(_R.CHAN_RECV_TIMEOUT)
+        return value  # type: ignore[no-any-return]
+
+    async def recv_ok_async(
+        self, timeout: float | None = None, *, ctx: Context | None = None
+    ) -> tuple[_T | None, bool]:
+        """``recv_ok()`` for a task: ``(value, True)``, or ``(None, False)``
+        once the channel is closed and drained."""
+        value, how = await self._recv_async(timeout, ctx)
+        if how is _TIMEOUT:
+            raise TimeoutError(_R.CHAN_RECV_TIMEOUT)
+        return (value, True) if how is _DONE else (None, False)
+
+    def __aiter__(self) -> AsyncIterator[_T]:
+        """``async for v in ch``: receive until the channel is closed and drained."""
+        return self._aiter()
+
+    async def _aiter(self) -> AsyncIterator[_T]:
+        while True:
+            value, how = await self._recv_async(None, None)
+            if how is not _DONE:
+                return
+            yield value
+
     def close(self) -> None:
         """Close the channel (Go's ``close(ch)``): no more sends.
 
@@ -2006,6 +2607,70 @@ def select(
     if rearm:
         _REARM[_SIGINT]
     return index, result
+
+
+async def select_async(
+    *cases: Any, timeout: float | None = None, ctx: Context | None = None, default: bool = False
+) -> tuple[int, Any]:
+    """``select()`` for a task: the same cases, arguments, results and
+    errors. A task cancelled while waiting leaves every channel's queue and
+    no case happens (unless one completed at that very moment: then its
+    result is returned, so no value is lost)."""
+    plan = _select_plan(cases)
+    deadline = _deadline(timeout)
+    cw = _ctx_wait(ctx, deadline)
+    if cw is not None:
+        deadline = cw.deadline
+    chans = sorted({id(chan): chan for _, chan, _, _ in plan}.values(), key=id)
+    order = plan[:]
+    random.shuffle(order)
+    waiter = None
+    links: list[_Link] = []
+    locked: list[Chan[Any]] = []
+    try:
+        for chan in chans:
+            chan._lock.acquire()
+            locked.append(chan)
+        for index, chan, kind, value in order:
+            if kind is _SEND:
+                if chan._closed:
+                    raise ChanClosed(_R.CHAN_SEND_CLOSED)
+                if chan._try_send(value):
+                    return index, None
+                continue
+            received, value = chan._try_recv()
+            if received:
+                return index, ((value, True) if kind is _RECV_OK else value)
+            if chan._closed:
+                if kind is _RECV_OK:
+                    return index, (None, False)
+                raise ChanClosed(_R.CHAN_RECV_CLOSED)
+        if not default and not _passed(deadline):
+            waiter = _TaskChanWaiter()
+            for index, chan, kind, value in plan:
+                link = _Link(waiter, chan, index, value)
+                links.append(link)
+                (chan._sendq if kind is _SEND else chan._recvq).push(link)
+    finally:
+        for chan in reversed(locked):
+            chan._lock.release()
+    if waiter is None:
+        if not default:
+            _timed_out(cw)
+        return -1, None
+    await _park_async(waiter, links, cw, deadline)
+    if waiter.claimed is _TIMEOUT:
+        return -1, None
+    assert waiter.link is not None
+    index = waiter.link.index
+    kind = next(k for i, _, k, _ in plan if i == index)
+    if waiter.claimed is _CLOSED:
+        if kind is not _RECV_OK:
+            raise ChanClosed(_R.CHAN_SEND_CLOSED if kind is _SEND else _R.CHAN_RECV_CLOSED)
+        return index, (None, False)
+    if kind is _SEND:
+        return index, None
+    return index, ((waiter.value, True) if kind is _RECV_OK else waiter.value)
 
 
 def _send_time(ref: weakref.ref[Chan[float]]) -> None:
@@ -2258,6 +2923,88 @@ class Queue(Generic[_T]):
         if rearm:
             _REARM[_SIGINT]
         return waiter.value  # type: ignore[no-any-return]
+
+    async def put_async(
+        self, item: _T, block: bool = True, timeout: float | None = None, *, ctx: Context | None = None
+    ) -> None:
+        """``put()`` for a task: the same arguments, results and errors, the
+        same queue of putters as the threads'. A task cancelled while waiting
+        has not put its item (unless a getter made room for it at that very
+        moment: then it is in)."""
+        deadline = _queue_deadline(timeout) if block and self._maxsize > 0 else None
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        with self._lock:
+            if self._shutdown:
+                raise ShutDown
+            if self._try_put(item):
+                return
+            if not block:
+                raise Full
+            if _passed(deadline):
+                waiter = None
+            else:
+                waiter = _TaskChanWaiter()
+                link = _Link(waiter, self, 0, item)
+                self._putq.push(link)
+        if waiter is None:
+            _timed_out(cw)
+            raise Full
+        await _park_async(waiter, (link,), cw, deadline)
+        if waiter.claimed is _CLOSED:
+            raise ShutDown
+        if waiter.claimed is _TIMEOUT:
+            raise Full
+
+    async def get_async(self, block: bool = True, timeout: float | None = None, *, ctx: Context | None = None) -> _T:
+        """``get()`` for a task: the same arguments, results and errors. A
+        task cancelled while waiting takes no item: none is lost."""
+        deadline = _queue_deadline(timeout) if block else None
+        cw = _ctx_wait(ctx, deadline)
+        if cw is not None:
+            deadline = cw.deadline
+        with self._lock:
+            got, item = self._try_get()
+            if got:
+                return item  # type: ignore[no-any-return]
+            if self._shutdown:
+                raise ShutDown
+            if not block:
+                raise Empty
+            if _passed(deadline):
+                waiter = None
+            else:
+                waiter = _TaskChanWaiter()
+                link = _Link(waiter, self, 0, None)
+                self._getq.push(link)
+        if waiter is None:
+            _timed_out(cw)
+            raise Empty
+        await _park_async(waiter, (link,), cw, deadline)
+        if waiter.claimed is _CLOSED:
+            raise ShutDown
+        if waiter.claimed is _TIMEOUT:
+            raise Empty
+        return waiter.value  # type: ignore[no-any-return]
+
+    async def join_async(self, *, ctx: Context | None = None) -> None:
+        """``join()`` for a task: awaits until every item put has been got
+        and marked ``task_done()``."""
+        cw = _ctx_wait(ctx, None)
+        deadline = None if cw is None else cw.deadline
+        with self._lock:
+            if not self._unfinished:
+                return
+            waiter = _TaskChanWaiter()
+            link = _Link(waiter, self, 0, None)
+            self._joinq.push(link)
+        try:
+            await _park_async(waiter, (link,), cw, deadline)
+        except BaseException:
+            waiter.give_up(_INTERRUPTED)  # done or not, nothing is lost
+            _unlink((link,))
+            raise
 
     def put_nowait(self, item: _T) -> None:
         """``put(item, block=False)``: raises ``queue.Full`` if the queue is full."""

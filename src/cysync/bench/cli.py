@@ -128,15 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure cysync's primitives in C (c), in pure Python (py) and in the "
                     "standard library (stdlib), side by side, with floors from the same run.",
         epilog=f"Scenarios: {', '.join(SCENARIOS)}. Implementations: {', '.join(IMPL_NAMES)} "
-               "(pygolang and readerwriterlock only when installed).",
+               "(pygolang, readerwriterlock, aiologic and janus only when installed).",
     )
     p.add_argument("scenario_args", nargs="*", metavar="SCENARIO",
                    help="scenarios to run (default: all)")
     p.add_argument("-s", "--scenario", action="append", metavar="LIST",
                    help=f"comma-separated scenarios: {', '.join(SCENARIOS)}")
     p.add_argument("-i", "--impl", action="append", metavar="LIST",
-                   help="comma-separated implementations (default: c,py,stdlib, and pygolang "
-                        "and readerwriterlock when installed)")
+                   help="comma-separated implementations (default: c,py,stdlib, and pygolang, "
+                        "readerwriterlock, aiologic and janus when installed)")
     p.add_argument("-q", "--quick", action="store_true",
                    help="short runs: everything in under a minute on 2 cores")
     p.add_argument("--repeat", type=_positive_int, metavar="N",

@@ -56,11 +56,11 @@ class BenchError(Exception):
 # --- implementations ----------------------------------------------------------
 
 #: Every implementation name the CLI accepts, in display order.
-IMPL_NAMES = ("c", "py", "stdlib", "pygolang", "readerwriterlock")
+IMPL_NAMES = ("c", "py", "stdlib", "pygolang", "readerwriterlock", "aiologic", "janus")
 #: What runs when --impl is not given (plus the optional peers that are installed).
 DEFAULT_IMPLS = ("c", "py", "stdlib")
 #: Peers measured when installed: pip package names, as the notes name them.
-OPTIONAL_IMPLS = ("pygolang", "readerwriterlock")
+OPTIONAL_IMPLS = ("pygolang", "readerwriterlock", "aiologic", "janus")
 
 _PUBLIC = (
     "WaitGroup", "Once", "once_func", "once_value", "Semaphore", "BoundedSemaphore",
@@ -149,8 +149,19 @@ def _load_readerwriterlock() -> Impl:
                 {"RWMutex": rwlock.RWLockWrite, "RWLockFair": rwlock.RWLockFair})
 
 
-_LOADERS = {"c": _load_c, "py": _load_py, "stdlib": _load_stdlib, "pygolang": _load_pygolang,
-            "readerwriterlock": _load_readerwriterlock}
+def _load_asyncio_peer(name: str) -> Impl:
+    # aiologic and janus: queues (and aiologic's Event and Semaphore) that
+    # both threads and asyncio tasks use; only the asyncio scenario measures
+    # them (it reaches the module as impl.module).
+    return Impl(name, f"{name} (thread <-> asyncio)", {"module": importlib.import_module(name)})
+
+
+_LOADERS: dict[str, Callable[[], Impl]] = {
+    "c": _load_c, "py": _load_py, "stdlib": _load_stdlib, "pygolang": _load_pygolang,
+    "readerwriterlock": _load_readerwriterlock,
+    "aiologic": functools.partial(_load_asyncio_peer, "aiologic"),
+    "janus": functools.partial(_load_asyncio_peer, "janus"),
+}
 
 #: Pseudo-implementation of the floors (empty loop, threading.Lock).
 FLOOR = Impl("floor", "floors measured in the same run", {})

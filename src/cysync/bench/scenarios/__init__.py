@@ -16,7 +16,8 @@ import importlib
 from types import ModuleType
 
 #: Every scenario, in the order they run and are reported.
-SCENARIOS = ("ops", "defer", "alloc", "fanout", "pool", "handoff", "chan", "queue", "rwmutex", "context")
+SCENARIOS = ("ops", "defer", "alloc", "fanout", "pool", "handoff", "chan", "queue", "rwmutex", "context",
+             "asyncio")
 
 
 def get(name: str) -> ModuleType:
