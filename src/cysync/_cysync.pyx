@@ -497,6 +497,10 @@ cdef class _AWait:
         self.cw = cw
         self.r = -1
         cy_async_begin(self.w, NULL if cw is None else cw.c)
+        if cw is not None and cw.by_ctx and type(cw.ctx) is _CContext:
+            # A task does not look at the clock as a thread's wait does: the
+            # context's deadline goes on the timer, which fires its token.
+            _c_arm(<_CContext>(<_CContext>cw.ctx).ctl)
         if ns >= 0:
             self.timer = loop.call_at(loop.time() + ns * 1e-9, _async_timeout, self)
         return 0
