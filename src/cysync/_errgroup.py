@@ -64,7 +64,7 @@ from typing import Any
 
 from . import _rules as _R
 from . import debug as _dbg
-from ._context import Context, background, with_cancel
+from ._context import Context
 from ._errors import ChanClosed
 
 __all__ = ["make_errgroup"]
@@ -159,14 +159,18 @@ class ErrGroupBase:
     # The implementation's primitives, set by make_errgroup().
     _WaitGroup: Callable[[], Any]
     _Chan: Callable[[], Any]
+    # ... and its contexts: a C group's ctx is a C context (cheap to make
+    # and to cancel), a pure group's a pure one.
+    _background: Callable[[], Context]
+    _with_cancel: Callable[[Context], tuple[Context, Callable[[], None]]]
 
     def __init__(self, ctx: Context | None = None, limit: int | None = None) -> None:
         if ctx is None:
-            ctx = background()
+            ctx = self._background()
         elif not isinstance(ctx, Context):
             raise TypeError(_R.CTX_TYPE)
         limit = _check_limit(limit)
-        self._ctx, self._cancel = with_cancel(ctx)
+        self._ctx, self._cancel = self._with_cancel(ctx)
         self._lock = threading.Lock()  # guards the fields below that say so
         self._wg = self._WaitGroup()  # tasks started and not finished
         self._wg_add = self._wg.add
@@ -499,7 +503,8 @@ class ErrGroupBase:
 
 def make_errgroup(impl: Any) -> type[ErrGroupBase]:
     """An ErrGroup class over the primitives of `impl` (a module exporting
-    WaitGroup and Chan, such as cysync.pure or cysync._cysync)."""
+    WaitGroup, Chan, background and with_cancel, such as cysync.pure or
+    cysync._cysync)."""
     cls = type(
         "ErrGroup",
         (ErrGroupBase,),
@@ -507,6 +512,8 @@ def make_errgroup(impl: Any) -> type[ErrGroupBase]:
             "__doc__": ErrGroupBase.__doc__,
             "_WaitGroup": impl.WaitGroup,
             "_Chan": impl.Chan,
+            "_background": staticmethod(impl.background),
+            "_with_cancel": staticmethod(impl.with_cancel),
         },
     )
     cls.__module__ = "cysync"
