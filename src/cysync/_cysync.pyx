@@ -3354,8 +3354,8 @@ Context.register(_CContext)
 from cysync._errgroup import make_errgroup as _make_errgroup
 
 _Context = Context
-ErrGroup = _make_errgroup(_types.SimpleNamespace(WaitGroup=WaitGroup, Chan=Chan, background=background,
-                                                  with_cancel=with_cancel))
+ErrGroup = _make_errgroup(_types.SimpleNamespace(
+    WaitGroup=WaitGroup, Chan=Chan, background=background, with_cancel=with_cancel))
 
 
 # The public classes present themselves as cysync's (reprs read
