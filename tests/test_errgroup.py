@@ -562,3 +562,32 @@ def test_fan_out_with_timeout_and_limit(impl):
     finally:
         cancel()
     assert results == {"a": 0.01, "b": 0.02, "c": 0.01}
+
+
+def test_no_worker_outlives_wait_when_go_races_go(impl, tools):
+    # go() starts a new worker outside the group's lock; a go() in another
+    # thread that meanwhile starts one of its own must not lose track of the
+    # first (a starting thread has an ident before is_alive() is True), or
+    # wait() would neither close its channel nor join it: it would outlive
+    # wait() and keep the interpreter from exiting.
+    workers = set()
+    lock = threading.Lock()
+
+    def task():
+        with lock:
+            workers.add(threading.current_thread())
+
+    for _ in range(100):
+        g = impl.ErrGroup()
+        start = threading.Barrier(4)
+
+        def feed():
+            start.wait(tools.TIMEOUT)
+            for _ in range(3):
+                g.go(task)
+
+        feeders = [tools.spawn(feed) for _ in range(4)]
+        tools.join_all(feeders)
+        g.wait()
+    alive = [t for t in workers if t.is_alive()]
+    assert not alive, alive

@@ -374,7 +374,7 @@ def test_ctrl_c_during_get_loses_no_item(impl, tools):
 
     def pester():
         main = threading.main_thread().ident
-        deadline = time.monotonic() + 3.0
+        deadline = time.monotonic() + tools.TIMEOUT  # as long as get() waits
         while not stop.wait(0.02) and not attempts and time.monotonic() < deadline:
             signal.pthread_kill(main, SIG)
 

@@ -187,6 +187,10 @@ class ErrGroupBase:
         self._nworkers = 0  # workers alive (lock)
         self._waiting = 0  # sends on the shared channel not yet promised a worker (lock)
         self._workers: dict[threading.Thread, Any] = {}  # started, not joined: their channels (lock)
+        # Workers that have left their loop (idle timeout, set_limit), still in
+        # _workers until seen finished (lock). Only these are ever pruned: a
+        # thread another go() is starting reads is_alive() False for a moment.
+        self._exited: list[threading.Thread] = []
         self._closed = False  # wait() has returned, or is joining the workers (lock)
         self._joined = threading.Event()  # the workers are gone
         self._error: BaseException | None = None
@@ -309,9 +313,18 @@ class ErrGroupBase:
         if self._nworkers >= self._max_workers:
             self._waiting += 1
             return self._tasks, None
-        # Forget the workers that exited on their idle timeout (not those
-        # another go() has yet to start: ident None).
-        self._workers = {t: c for t, c in self._workers.items() if t.ident is None or t.is_alive()}
+        # Forget the workers that left their loop and have finished. (Not
+        # is_alive() over every worker: a thread that another go() is
+        # starting, outside the lock, has an ident before it counts as
+        # alive, and a worker forgotten then would outlive wait().)
+        if self._exited:
+            leaving = []
+            for t in self._exited:
+                if t.is_alive():
+                    leaving.append(t)
+                else:
+                    self._workers.pop(t, None)
+            self._exited = leaving
         ch = self._Chan()
         worker = threading.Thread(
             target=self._work, args=(ch,), name=f"ErrGroup-worker-{next(_worker_ids)}", daemon=False
@@ -363,6 +376,7 @@ class ErrGroupBase:
         self._idle = []
         self._nworkers = self._waiting = 0
         self._workers = {}
+        self._exited = []
         lost = self._wg.count
         if lost > 0:
             self._wg.add(-lost)
@@ -380,11 +394,14 @@ class ErrGroupBase:
                     if ch is own and own in self._idle:  # not promised to a send: leave
                         self._idle.remove(own)
                         self._nworkers -= 1
+                        self._exited.append(threading.current_thread())
                         return  # (still in _workers: wait() joins it all the same)
                 continue
             except ChanClosed:
                 return  # wait() is joining us
             if task is None:  # set_limit() lowered the limit (and counted us out)
+                with lock:
+                    self._exited.append(threading.current_thread())
                 return
             if task is not _NOTHING:
                 fn, args, kwargs = task
@@ -453,6 +470,7 @@ class ErrGroupBase:
                     self._closed = True
                     workers = dict(self._workers)
                     self._workers.clear()
+                    self._exited = []
                     self._idle = []
                     self._nworkers = 0
                     _with_workers.discard(self)
